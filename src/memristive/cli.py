@@ -1,0 +1,116 @@
+"""The ``memristive`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .config import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate, train and deploy neural networks on memristor crossbar arrays.")
+data_app = typer.Typer(help="Fetch and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("list")
+def list_experiments() -> None:
+    """Name every experiment with a one-line description."""
+    from .experiments import discover
+
+    reg = discover()
+    width = max(len(n) for n in reg)
+    for name in sorted(reg):
+        typer.echo(f"{name.ljust(width)}  {reg[name].description}")
+
+
+@app.command("run")
+def run(
+    name: str = typer.Argument(..., help="experiment name (see 'memristive list')"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML/TOML/JSON config file"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/NAME); re-running resumes"),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Monte Carlo trials"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed"),
+    quick: bool = typer.Option(False, "--quick", help="reduced run (small data, few trials), under a minute"),
+    set_: List[str] = typer.Option([], "--set", "-s", help="override a config key: --set crossbar.r_s=2000"),
+    show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
+) -> None:
+    """Run one experiment and write results.json, CSV and plots into its run folder."""
+    import json
+
+    from .config import to_dict
+    from .experiments import discover
+    from .experiments.runner import build_config, run_experiment
+
+    reg = discover()
+    if name not in reg:
+        _fail(f"unknown experiment {name!r}; known: {', '.join(sorted(reg))}")
+    overrides = list(set_)
+    fields = {f for f in reg[name].config_cls.__dataclass_fields__}
+    for key, val in (("trials", trials), ("seed", seed)):
+        if val is not None:
+            if key not in fields:
+                _fail(f"experiment {name!r} has no '{key}' setting")
+            overrides.append(f"{key}={val}")
+    try:
+        cfg = build_config(reg[name], str(config) if config else None, overrides, quick)
+        if show_config:
+            typer.echo(json.dumps(to_dict(cfg), indent=2))
+            return
+        results, folder = run_experiment(name, cfg, out, quick=quick)
+    except ConfigError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # data errors etc.: a message, not a traceback
+        from .data import DataError
+
+        if isinstance(exc, DataError):
+            _fail(str(exc))
+        raise
+    typer.echo(f"\n{name}: finished in {results['timings']['total_s']:.1f} s")
+    pngs = sorted(p.name for p in folder.path.glob("*.png"))
+    typer.echo(f"results: {folder.path / 'results.json'}")
+    for p in pngs:
+        typer.echo(f"plot:    {folder.path / p}")
+
+
+@data_app.command("fetch")
+def data_fetch(names: List[str] = typer.Argument(..., help="mnist, fashion-mnist"),
+               root: Optional[Path] = typer.Option(None, help="data folder")) -> None:
+    """Make datasets available offline (see docs for sources)."""
+    from .data import DataError, fetch
+
+    for n in names:
+        try:
+            typer.echo(f"{n}: {fetch(n, root)}")
+        except DataError as exc:
+            _fail(str(exc))
+
+
+@app.command("devices")
+def devices() -> None:
+    """List device presets."""
+    from .devices import PRESETS, preset
+
+    for name in sorted(PRESETS):
+        d = preset(name)
+        typer.echo(f"{name:16s} {d.name}: G {d.g_min:.3g}–{d.g_max:.3g} S (R {d.r_on:.4g}–{d.r_off:.4g} Ω)")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.secho("interrupted; re-run the same command to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

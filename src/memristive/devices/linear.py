@@ -1,0 +1,119 @@
+"""The bounded linear-conductance device and its presets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import ConfigError, check
+
+
+@dataclass
+class LinearDevice:
+    """A device programmable to any conductance in ``[g_min, g_max]`` (siemens).
+
+    Give either resistances (``r_on`` = low-resistance state, ``r_off`` = high-resistance state, in
+    ohms) or conductances (``g_min``, ``g_max``). ``levels`` (>= 2) restricts programming to that many
+    evenly spaced conductances; ``None`` means analog (continuous).
+    """
+
+    r_on: float | None = None
+    r_off: float | None = None
+    g_min: float | None = None
+    g_max: float | None = None
+    levels: int | None = None
+    name: str = "linear"
+
+    def __post_init__(self) -> None:
+        has_r = self.r_on is not None or self.r_off is not None
+        has_g = self.g_min is not None or self.g_max is not None
+        if has_r and has_g:
+            # both given (e.g. a resolved config read back): they must agree
+            ok = all(v is not None for v in (self.r_on, self.r_off, self.g_min, self.g_max)) and (
+                math.isclose(1.0 / self.r_on, self.g_max, rel_tol=1e-9)
+                and (math.isclose(1.0 / self.r_off, self.g_min, rel_tol=1e-9) if self.g_min > 0 else math.isinf(self.r_off))
+            )
+            if not ok:
+                raise ConfigError(
+                    f"device: r_on/r_off=({self.r_on}, {self.r_off}) and g_min/g_max=({self.g_min}, {self.g_max}) "
+                    "disagree; give one pair only"
+                )
+            has_g = False
+        if has_r:
+            check(self.r_on is not None and self.r_off is not None, "device.r_on/r_off",
+                  (self.r_on, self.r_off), "both r_on and r_off are needed")
+            for key in ("r_on", "r_off"):
+                val = getattr(self, key)
+                check(math.isfinite(val) and val > 0, f"device.{key}", val, "must be a positive finite resistance in ohms")
+            check(self.r_on < self.r_off, "device.r_on", self.r_on,
+                  f"must be below r_off={self.r_off} (r_on is the low-resistance state)")
+            self.g_min, self.g_max = 1.0 / self.r_off, 1.0 / self.r_on
+        elif has_g:
+            check(self.g_min is not None and self.g_max is not None, "device.g_min/g_max",
+                  (self.g_min, self.g_max), "both g_min and g_max are needed")
+            for key in ("g_min", "g_max"):
+                val = getattr(self, key)
+                check(math.isfinite(val) and val >= 0, f"device.{key}", val, "must be a finite conductance >= 0 in siemens")
+            check(self.g_min < self.g_max, "device.g_min", self.g_min, f"must be below g_max={self.g_max}")
+            self.r_on = 1.0 / self.g_max
+            self.r_off = math.inf if self.g_min == 0 else 1.0 / self.g_min
+        else:
+            raise ConfigError("device: give r_on/r_off (ohms) or g_min/g_max (siemens)")
+        if self.levels is not None:
+            check(isinstance(self.levels, int) and self.levels >= 2, "device.levels", self.levels,
+                  "must be an integer >= 2 (or null for an analog device)")
+
+    @property
+    def g_range(self) -> float:
+        return self.g_max - self.g_min
+
+    @property
+    def on_off_ratio(self) -> float:
+        return self.g_max / self.g_min if self.g_min > 0 else math.inf
+
+    def program(self, g: torch.Tensor) -> torch.Tensor:
+        """Conductances this device actually holds when asked for ``g`` (levels applied).
+
+        Targets outside ``[g_min, g_max]`` are an error: the mapping must produce valid targets.
+        """
+        lo, hi = self.g_min, self.g_max
+        tol = 1e-9 * self.g_max
+        if torch.isnan(g).any():
+            raise ValueError("device.program: target conductances contain NaN")
+        if (g < lo - tol).any() or (g > hi + tol).any():
+            raise ValueError(
+                f"device.program: targets span [{g.min().item():.4g}, {g.max().item():.4g}] S, outside "
+                f"the device range [{lo:.4g}, {hi:.4g}] S"
+            )
+        g = g.clamp(lo, hi)  # only float rounding beyond the bounds reaches this clamp
+        if self.levels is not None:
+            g = quantize_to_levels(g, lo, hi, self.levels)
+        return g
+
+
+def quantize_to_levels(g: torch.Tensor, g_min: float, g_max: float, levels: int) -> torch.Tensor:
+    """Round conductances to the nearest of ``levels`` evenly spaced values in ``[g_min, g_max]``."""
+    if levels < 2:
+        raise ValueError(f"levels={levels}: need at least 2 levels")
+    step = (g_max - g_min) / (levels - 1)
+    idx = torch.round((g - g_min) / step).clamp(0, levels - 1)
+    return g_min + idx * step
+
+
+PRESETS: dict[str, dict] = {
+    # Sun et al., IEEE EDL 39(9):1298 (2018): Ti/AlOx/TaOx/Pt analog synapse, programmable between
+    # 1 kOhm and 12 kOhm; the device of the calibration paper (Du, Peng, Liu, J. NUDT 2023).
+    "ti-alox-taox": dict(r_on=1e3, r_off=12e3, name="Ti/AlOx/TaOx/Pt (Sun 2018), 1-12 kOhm"),
+    # Li et al., Nat. Mach. Intell. 2019 (1T1R Ta/HfO2): conductances used for weights ~ 0-200 uS
+    "hfo2-1t1r": dict(g_min=2e-6, g_max=200e-6, name="Ta/HfO2 1T1R (Li 2019), 2-200 uS"),
+}
+
+
+def preset(name: str, **overrides) -> LinearDevice:
+    """A named device preset, e.g. ``preset("ti-alox-taox")``."""
+    if name not in PRESETS:
+        raise ConfigError(f"device preset {name!r} is unknown; known presets: {sorted(PRESETS)}")
+    params = {**PRESETS[name], **overrides}
+    return LinearDevice(**params)

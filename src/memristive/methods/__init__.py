@@ -1,0 +1,1 @@
+"""Training methods: software training, calibration, in-situ training, defect-aware retraining..."""

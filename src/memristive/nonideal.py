@@ -1,0 +1,253 @@
+"""Device non-idealities: small pure functions on conductance tensors, plus config objects.
+
+Every function takes the conductances ``g`` (any shape; a leading Monte Carlo trial dimension is
+just another dimension) and a ``torch.Generator`` and returns new tensors: nothing is modified in
+place and the same generator state gives the same result. Programming-time effects are applied once
+when a crossbar is programmed; read-time effects (:class:`ReadNoise`) on every read.
+
+Formulas (G in siemens, ``G_min``/``G_max`` the device bounds, ξ ~ N(0, 1) independent per cell):
+
+==================  ===========================================================================
+stuck_at            with probability ``p_hrs`` G ← G_min (stuck at HRS, the calibration paper's
+                    "single-bit failure"), with probability ``p_lrs`` G ← G_max (stuck at LRS)
+lognormal           G ← G·exp(θ), θ ~ N(0, σ²)    (the calibration paper's variation model)
+fluctuation         G ← G + σ·(G_max − G_min)·ξ   (Gaussian, relative to the range)
+defect_percent      a fraction α of cells is affected; of those a fraction β is stuck at HRS and
+                    the rest varied lognormally with σ_ij ~ U[σ_lo, σ_hi] (paper: 0.6..1.0)
+read noise          per read: G ← G·(1 + σ·ξ) ("relative") or G + σ·(G_max − G_min)·ξ ("range")
+==================  ===========================================================================
+
+Lognormal variation is applied as the paper writes it, without clipping to the device range; set
+``clip=True`` on a config to keep varied conductances inside ``[G_min, G_max]`` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from .config import ConfigError, check, from_dict
+
+__all__ = [
+    "stuck_at",
+    "lognormal",
+    "fluctuation",
+    "defect_percent",
+    "StuckAt",
+    "Lognormal",
+    "Fluctuation",
+    "DefectPercent",
+    "Levels",
+    "ReadNoise",
+    "build_nonidealities",
+    "NONIDEALITIES",
+]
+
+
+def _uniform(g: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(g.shape, generator=generator, dtype=g.dtype, device=g.device)
+
+
+def _normal(g: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(g.shape, generator=generator, dtype=g.dtype, device=g.device)
+
+
+def stuck_at(
+    g: torch.Tensor,
+    p_hrs: float,
+    p_lrs: float,
+    g_min: float,
+    g_max: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stick a random fraction of cells at HRS (G_min) and LRS (G_max). Returns (g, stuck_mask)."""
+    u = _uniform(g, generator)
+    hrs = u < p_hrs
+    lrs = (u >= p_hrs) & (u < p_hrs + p_lrs)
+    g = torch.where(hrs, torch.full_like(g, g_min), g)
+    g = torch.where(lrs, torch.full_like(g, g_max), g)
+    return g, hrs | lrs
+
+
+def lognormal(
+    g: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """G·exp(θ), θ ~ N(0, σ²); ``sigma`` may be a tensor broadcastable to ``g`` (per-cell σ)."""
+    return g * torch.exp(_normal(g, generator) * sigma)
+
+
+def fluctuation(
+    g: torch.Tensor, sigma: float, g_range: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """G + σ·(G_max − G_min)·ξ: Gaussian fluctuation relative to the conductance range."""
+    return g + _normal(g, generator) * (sigma * g_range)
+
+
+def defect_percent(
+    g: torch.Tensor,
+    alpha: float,
+    beta: float,
+    g_min: float,
+    sigma_low: float = 0.6,
+    sigma_high: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The calibration paper's defect-percent model. Returns (g, stuck_mask).
+
+    A cell is affected with probability α; an affected cell is stuck at HRS with probability β,
+    otherwise its conductance is varied as G·exp(θ), θ ~ N(0, σ²) with σ ~ U[σ_low, σ_high] drawn per
+    cell. Positions are random and independent per cell (and per Monte Carlo trial).
+    """
+    u = _uniform(g, generator)
+    stuck = u < alpha * beta
+    varied = (u >= alpha * beta) & (u < alpha)
+    sigma = sigma_low + (sigma_high - sigma_low) * _uniform(g, generator)
+    theta = _normal(g, generator) * sigma
+    g = torch.where(varied, g * torch.exp(theta), g)
+    g = torch.where(stuck, torch.full_like(g, g_min), g)
+    return g, stuck
+
+
+# ----------------------------------------------------------------------------------------------
+# Config objects. ``apply(g, device, generator) -> (g, stuck_mask_or_None)``
+# ----------------------------------------------------------------------------------------------
+
+
+def _prob(key: str, value: float) -> None:
+    check(0.0 <= value <= 1.0, key, value, "must be a probability in [0, 1]")
+
+
+@dataclass
+class StuckAt:
+    """Stuck-at faults: ``p_hrs`` of cells at G_min (HRS / SBF), ``p_lrs`` at G_max (LRS)."""
+
+    p_hrs: float = 0.0
+    p_lrs: float = 0.0
+    kind: Literal["stuck_at"] = "stuck_at"
+
+    def __post_init__(self) -> None:
+        _prob("stuck_at.p_hrs", self.p_hrs)
+        _prob("stuck_at.p_lrs", self.p_lrs)
+        check(self.p_hrs + self.p_lrs <= 1.0, "stuck_at.p_hrs+p_lrs", self.p_hrs + self.p_lrs, "must not exceed 1")
+
+    def apply(self, g, device, generator):
+        return stuck_at(g, self.p_hrs, self.p_lrs, device.g_min, device.g_max, generator)
+
+
+@dataclass
+class Lognormal:
+    """Lognormal device-to-device variation G·exp(θ), θ ~ N(0, σ²)."""
+
+    sigma: float = 0.1
+    clip: bool = False
+    kind: Literal["lognormal"] = "lognormal"
+
+    def __post_init__(self) -> None:
+        check(self.sigma >= 0, "lognormal.sigma", self.sigma, "must be >= 0")
+
+    def apply(self, g, device, generator):
+        g = lognormal(g, self.sigma, generator)
+        return (g.clamp(device.g_min, device.g_max) if self.clip else g), None
+
+
+@dataclass
+class Fluctuation:
+    """Gaussian conductance fluctuation G + σ·(G_max − G_min)·ξ."""
+
+    sigma: float = 0.01
+    clip: bool = False
+    kind: Literal["fluctuation"] = "fluctuation"
+
+    def __post_init__(self) -> None:
+        check(self.sigma >= 0, "fluctuation.sigma", self.sigma, "must be >= 0")
+
+    def apply(self, g, device, generator):
+        g = fluctuation(g, self.sigma, device.g_range, generator)
+        return (g.clamp(device.g_min, device.g_max) if self.clip else g), None
+
+
+@dataclass
+class DefectPercent:
+    """The calibration paper's defect percent α (fraction β stuck at HRS, rest lognormal σ~U[lo,hi])."""
+
+    alpha: float = 0.1
+    beta: float = 0.5
+    sigma_low: float = 0.6
+    sigma_high: float = 1.0
+    kind: Literal["defect_percent"] = "defect_percent"
+
+    def __post_init__(self) -> None:
+        _prob("defect_percent.alpha", self.alpha)
+        _prob("defect_percent.beta", self.beta)
+        check(self.sigma_low >= 0, "defect_percent.sigma_low", self.sigma_low, "must be >= 0")
+        check(self.sigma_high >= self.sigma_low, "defect_percent.sigma_high", self.sigma_high,
+              f"must be >= sigma_low={self.sigma_low}")
+
+    def apply(self, g, device, generator):
+        return defect_percent(g, self.alpha, self.beta, device.g_min, self.sigma_low, self.sigma_high, generator)
+
+
+@dataclass
+class Levels:
+    """Finite programmable levels: targets rounded to ``levels`` evenly spaced conductances."""
+
+    levels: int = 16
+    kind: Literal["levels"] = "levels"
+
+    def __post_init__(self) -> None:
+        check(self.levels >= 2, "levels.levels", self.levels, "must be >= 2")
+
+    def apply(self, g, device, generator):
+        from .devices import quantize_to_levels
+
+        return quantize_to_levels(g, device.g_min, device.g_max, self.levels), None
+
+
+@dataclass
+class ReadNoise:
+    """Read noise, fresh on every read of every cell.
+
+    ``mode="relative"``: G·(1 + σ·ξ); ``mode="range"``: G + σ·(G_max − G_min)·ξ. The crossbar applies
+    it in output space with the exact distribution of the per-cell noise summed on each column (a
+    Gaussian with variance Σ_i v_i²·Var(G_ij)), which costs one extra matmul instead of a noise tensor
+    per input vector.
+    """
+
+    sigma: float = 0.01
+    mode: Literal["relative", "range"] = "relative"
+    kind: Literal["read_noise"] = "read_noise"
+
+    def __post_init__(self) -> None:
+        check(self.sigma >= 0, "read_noise.sigma", self.sigma, "must be >= 0")
+
+    def variance(self, g: torch.Tensor, device) -> torch.Tensor:
+        if self.mode == "relative":
+            return (self.sigma * g) ** 2
+        return torch.full_like(g, (self.sigma * device.g_range) ** 2)
+
+
+NONIDEALITIES: dict[str, type] = {
+    "stuck_at": StuckAt,
+    "lognormal": Lognormal,
+    "fluctuation": Fluctuation,
+    "defect_percent": DefectPercent,
+    "levels": Levels,
+}
+
+
+def build_nonidealities(specs: list) -> list:
+    """Programming-time non-idealities from config dicts like ``{"kind": "stuck_at", "p_hrs": 0.1}``."""
+    out = []
+    for i, spec in enumerate(specs or []):
+        if isinstance(spec, tuple(NONIDEALITIES.values())):
+            out.append(spec)
+            continue
+        if not isinstance(spec, dict) or "kind" not in spec:
+            raise ConfigError(f"nonidealities[{i}]={spec!r}: expected a mapping with a 'kind' key")
+        kind = spec["kind"]
+        if kind not in NONIDEALITIES:
+            raise ConfigError(f"nonidealities[{i}].kind={kind!r}: must be one of {sorted(NONIDEALITIES)}")
+        out.append(from_dict(NONIDEALITIES[kind], spec, prefix=f"nonidealities[{i}]"))
+    return out

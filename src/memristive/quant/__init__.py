@@ -1,0 +1,51 @@
+"""Quantization for crossbar deployment: quantizers, observers, STE and weight-noise injection.
+
+Formulas live in the submodules' docstrings:
+
+* :mod:`.functional` -- symmetric weight / asymmetric activation quantizers, STE rounding.
+* :mod:`.observers`  -- min/max, EMA and fixed range observers.
+* :mod:`.modules`    -- :class:`QuantConfig`, :class:`ActQuant`, :class:`QuantLinear`,
+  per-tensor / per-gate / per-channel weight scales.
+* :mod:`.noise`      -- :class:`WeightNoise` (training) and :class:`DeviceVariation` (evaluation,
+  registered as crossbar non-ideality ``kind: variation``).
+
+Stable API (used by the GRU and by other tasks' pipelines)::
+
+    QuantConfig(weight_bits=6, act_bits=None, granularity="channel", observer="ema")
+    WeightNoise(sigma=0.14, mode="multiplicative", device="ti-alox-taox")
+    quantize_symmetric(w, bits, dim=None) / quantize_asymmetric(a, bits, a_min, a_max)
+    ActQuant(bits, observer="ema"); calibration(model)
+"""
+
+from .functional import (
+    MAX_BITS,
+    MIN_BITS,
+    asymmetric_qparams,
+    check_bits,
+    quantize_asymmetric,
+    quantize_symmetric,
+    ste_round,
+    symmetric_codes,
+    symmetric_qmax,
+    symmetric_scale,
+)
+from .modules import (
+    GRANULARITIES,
+    ActQuant,
+    QuantConfig,
+    QuantLinear,
+    calibration,
+    column_scale,
+    quantize_weight,
+    weight_codes,
+)
+from .noise import NOISE_MODES, DeviceVariation, WeightNoise, conductance_variation, weight_noise
+from .observers import OBSERVERS, Observer
+
+__all__ = [
+    "MIN_BITS", "MAX_BITS", "ste_round", "check_bits", "symmetric_qmax", "symmetric_scale", "symmetric_codes",
+    "quantize_symmetric", "asymmetric_qparams", "quantize_asymmetric",
+    "QuantConfig", "ActQuant", "QuantLinear", "calibration", "column_scale", "quantize_weight", "weight_codes",
+    "GRANULARITIES", "NOISE_MODES", "WeightNoise", "DeviceVariation", "weight_noise", "conductance_variation",
+    "Observer", "OBSERVERS",
+]

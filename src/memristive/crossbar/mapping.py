@@ -9,6 +9,11 @@ Both schemes return a pair ``(G_pos, G_neg)`` with ``W = (G_pos − G_neg) / k``
     G+  = G_min + k·max(W, 0)
     G−  = G_min + k·max(−W, 0)
 
+``differential`` with ``balanced=True`` (pairs centred at the mid conductance, CrossSim's two-sided
+BALANCED core; a zero weight is two devices at G_mid, not two at G_min)::
+
+    G±  = (G_min + G_max)/2 ± k·W/2
+
 ``reference`` (one device per weight, plus one reference column per tile at the mid conductance)::
 
     k   = (G_max − G_min) / (2·w_max)          # maps [−w_max, w_max] onto [G_min, G_max]
@@ -36,9 +41,12 @@ class Mapping:
 
     scheme: Literal["differential", "reference"] = "differential"
     w_max: float | None = None
+    balanced: bool = False  # differential only: G± = G_mid ± k·W/2 instead of G_min + k·max(±W, 0)
 
     def __post_init__(self) -> None:
         check(self.scheme in SCHEMES, "mapping.scheme", self.scheme, f"must be one of {list(SCHEMES)}")
+        check(not self.balanced or self.scheme == "differential", "mapping.balanced", self.balanced,
+              "only the differential scheme has balanced pairs")
         if self.w_max is not None:
             check(self.w_max > 0, "mapping.w_max", self.w_max, "must be > 0 (or null for max|W|)")
 
@@ -74,7 +82,11 @@ def weights_to_conductances(
     """Map ``w`` (inputs, outputs) to target conductances. Returns ``(G_pos, G_neg, k)``."""
     check_weights(w)
     k, w_max = scale_factor(w, g_min, g_max, mapping)
-    if mapping.scheme == "differential":
+    if mapping.scheme == "differential" and mapping.balanced:
+        mid = 0.5 * (g_min + g_max)
+        g_pos = mid + (0.5 * k) * w
+        g_neg = mid - (0.5 * k) * w
+    elif mapping.scheme == "differential":
         g_pos = g_min + k * w.clamp(min=0)
         g_neg = g_min + k * (-w).clamp(min=0)
     else:

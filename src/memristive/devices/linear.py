@@ -79,7 +79,7 @@ class LinearDevice:
         Targets outside ``[g_min, g_max]`` are an error: the mapping must produce valid targets.
         """
         lo, hi = self.g_min, self.g_max
-        tol = 1e-9 * self.g_max
+        tol = max(1e-9, 16 * torch.finfo(g.dtype).eps if g.is_floating_point() else 0.0) * self.g_max  # float32 rounding
         if torch.isnan(g).any():
             raise ValueError("device.program: target conductances contain NaN")
         if (g < lo - tol).any() or (g > hi + tol).any():

@@ -203,3 +203,23 @@ def test_crossbar_linear_bias_and_gradients():
     assert torch.allclose(y[0], lin(x), atol=1e-5)
     y.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_reference_column_read_noise_is_shared_across_columns():
+    """With one reference device per row, its read noise is common to all columns: outputs correlate."""
+    torch.manual_seed(0)
+    w = torch.randn(8, 2, dtype=torch.float64)
+    x = torch.rand(1, 8, dtype=torch.float64)
+    T, s = 40000, 0.05
+    xb = Crossbar.from_weights(w, device=DEV, mapping="reference", read_noise=ReadNoise(s, "range"), trials=T, seed=3)
+    out = xb.mvm(x * 0.2)[:, 0, :] / xb.config.r_s
+    var_one = (s * DEV.g_range) ** 2 * float(((x * 0.2) ** 2).sum())
+    # by hand: each column has its own cell noise plus the shared reference noise
+    assert out.var(0).tolist() == pytest.approx([2 * var_one] * 2, rel=0.04)
+    cov = ((out[:, 0] - out[:, 0].mean()) * (out[:, 1] - out[:, 1].mean())).mean().item()
+    assert cov == pytest.approx(var_one, rel=0.06)
+    # differential pairs have independent noise per column
+    xd = Crossbar.from_weights(w, device=DEV, read_noise=ReadNoise(s, "range"), trials=T, seed=3)
+    od = xd.mvm(x * 0.2)[:, 0, :] / xd.config.r_s
+    assert od.var(0).tolist() == pytest.approx([2 * var_one] * 2, rel=0.04)
+    assert abs(torch.corrcoef(od.T)[0, 1].item()) < 0.03

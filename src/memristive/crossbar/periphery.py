@@ -61,6 +61,8 @@ def uniform_quantize(x: torch.Tensor, bits: int, full_scale, signed: bool = True
         qmin = 0
     step = full_scale / qmax
     q = torch.clamp(torch.round(x / step), qmin, qmax) * step
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return q
     return x + (q - x).detach()
 
 

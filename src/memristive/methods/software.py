@@ -43,7 +43,7 @@ def train_classifier(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             n += len(idx)
         losses.append(total / n)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..circuit.irdrop import LineResistance
 from ..config import ConfigError, check
 from ..devices import LinearDevice, preset
 from ..nonideal import ReadNoise, build_nonidealities
@@ -32,6 +33,8 @@ class CrossbarConfig:
     ``nonidealities`` is a list of programming-time effects applied in order, e.g.
     ``[{kind: defect_percent, alpha: 0.1}]``; ``read_noise`` acts on every read.
     ``v_read`` is the input voltage that represents an input value of 1.
+    ``line_resistance`` (ohms per wire segment) makes every read solve the tile's resistive network
+    exactly (IR drop, see :mod:`memristive.circuit`); ``None`` is the ideal crossbar.
     """
 
     device: str | LinearDevice = "ti-alox-taox"
@@ -43,6 +46,7 @@ class CrossbarConfig:
     dac: Converter = field(default_factory=Converter)
     adc: Converter = field(default_factory=Converter)
     tile: Tiling | None = None
+    line_resistance: LineResistance | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.device, str):
@@ -225,6 +229,18 @@ class Crossbar(nn.Module):
             cache[name] = hit
         return hit[1]
 
+    def _read_g(self) -> tuple[torch.Tensor, str]:
+        """The matrix a read multiplies the input voltages by, and its cache name: ``G+ − G−``, or with
+        ``config.line_resistance`` the exact IR-drop matrix (:func:`memristive.circuit.effective_g_diff`)."""
+        lr = self.config.line_resistance
+        if lr is None or lr.ideal:
+            return self._cached("g_diff", self.g_diff), "g_diff"
+        from ..circuit.layout import effective_g_diff
+
+        name = f"g_ir{lr!r}{self.config.mapping.scheme}{self.config.tile!r}"
+        return self._cached(name, lambda: effective_g_diff(self.g_pos.detach(), self.g_neg.detach(),
+                                                           self.config.mapping.scheme, self.config.tile, lr)), name
+
     def _partials(self, v: torch.Tensor, g: torch.Tensor, name: str = "") -> torch.Tensor:
         """Column sums per row-tile: ``(T, n_row_tiles, B, cols)`` (one tile when no per-tile ADC).
 
@@ -305,7 +321,7 @@ class Crossbar(nn.Module):
         """Output voltages ``V_out = V_in · (G+ − G−) · R_s`` with read noise and ADC, ``(T, B, cols)``."""
         v = self._as_trials(v_in, "v_in").to(self.g_pos.dtype)
         cfg = self.config
-        partial = self._partials(v, self._cached("g_diff", self.g_diff), "g_diff")
+        partial = self._partials(v, *self._read_g())
         if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
             partial = partial + self._read_noise(v, partial)
         partial = partial * cfg.r_s
@@ -338,7 +354,7 @@ class Crossbar(nn.Module):
         """Fix the ADC full scale (volts) from sample inputs: the given percentile of |partial sums|."""
         cfg = self.config
         v = cfg.dac(self._as_trials(x, "x")) * cfg.v_read
-        partial = self._partials(v, self._cached("g_diff", self.g_diff), "g_diff") * cfg.r_s
+        partial = self._partials(v, *self._read_g()) * cfg.r_s
         a = partial.abs().flatten()
         rng = float(a.max()) if percentile >= 100 else float(torch.quantile(a[: 2**24].float(), percentile / 100))
         self._adc_range = max(rng, 1e-30)

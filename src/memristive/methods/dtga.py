@@ -226,6 +226,10 @@ class VTEAMLinear(nn.Module):
                                       dev.r_on, dev.r_off, dev.iv)
         self.dw0 = float((d_set + d_reset) / 2) / self.k
         self.g_mid = float(g_mid)
+        # GA accumulator and the running sum of the ideal updates (bookkeeping: with GA,
+        # update_sum = W − W_init + accumulator at all times, i.e. no update is ever lost)
+        self.register_buffer("accumulator", torch.zeros(trials, rows, out_features))
+        self.register_buffer("update_sum", torch.zeros(trials, rows, out_features))
 
     @property
     def trials(self) -> int:
@@ -250,7 +254,9 @@ class VTEAMLinear(nn.Module):
         """``x`` (B, in) or (T, B, in), entries of any scale: the DAC full scale is set to max|x|, so
         read voltages never exceed ``v_read``; the output is rescaled digitally."""
         g = self.conductances() if g is None else g
-        self.crossbar.g_pos, self.crossbar.g_neg = g[:, 0], g[:, 1]
+        # in-place refresh, so the crossbar's derived-tensor cache sees the change (version counter)
+        self.crossbar.g_pos.copy_(g[:, 0])
+        self.crossbar.g_neg.copy_(g[:, 1])
         if self.has_bias:
             ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
             x = torch.cat([x, ones], dim=-1)
@@ -305,7 +311,8 @@ class VTEAMLinear(nn.Module):
         state = arr.state
         s_c = self._pick(state, pos)
         s_new = pulse_train(s_c, n * gsign, self._pick(arr.u_set, pos), self._pick(arr.u_reset, pos),
-                            arr.p2p_sigma, arr.var.p2p_mode, generator, substeps=arr.substeps,
+                            arr.p2p_sigma if arr.p2p_sigma.dim() == 0 else arr.p2p_sigma[:, 0], arr.var.p2p_mode,
+                            generator, substeps=arr.substeps,
                             **arr.dev.window_params())
         ds = s_new - s_c
         dpos = pos * ds
@@ -414,10 +421,8 @@ class InSituMLP(nn.Module):
             check(bound <= limit, "init_gain", cfg.init_gain,
                   f"initial weights up to {bound:.3g} do not fit around mid state (max {limit:.3g}); raise w_max")
             layer.program_weights(w)
-        self.accumulators = [torch.zeros(trials, layer.in_features + int(layer.has_bias), layer.out_features)
-                             for layer in self.layers]
         self.pulse_gen = torch.Generator().manual_seed(seed + 12345)
-        self.epoch = 0
+        self.register_buffer("epochs_done", torch.zeros((), dtype=torch.long))
 
     @property
     def trials(self) -> int:
@@ -465,8 +470,10 @@ class InSituMLP(nn.Module):
         stats = {"set": 0.0, "reset": 0.0, "energy": 0.0, "program_time": 0.0, "fired": 0.0}
         for i, layer in enumerate(self.layers):
             upd = -self.cfg.lr * grads[i]
-            acc = self.accumulators[i] + upd if rule.accumulate else upd
-            self.accumulators[i], st = layer.apply_update(acc, rule, self.epoch, gs[i], self.pulse_gen)
+            layer.update_sum += upd
+            acc = layer.accumulator + upd if rule.accumulate else upd
+            acc, st = layer.apply_update(acc, rule, int(self.epochs_done), gs[i], self.pulse_gen)
+            layer.accumulator.copy_(acc)
             for k in stats:
                 stats[k] += st[k] / (len(self.layers) if k == "fired" else 1)
         stats["loss"] = loss
@@ -489,7 +496,7 @@ class InSituMLP(nn.Module):
                 tot[k] += st[k]
             loss_sum += st["loss"] * len(idx)
             fired += st["fired"]
-        self.epoch += 1
+        self.epochs_done += 1
         return {**tot, "pulses": tot["set"] + tot["reset"], "loss": (loss_sum / len(x)).tolist(),
                 "fired_fraction": fired / max(1, len(steps)), "wall_s": time.perf_counter() - t0}
 

@@ -1,0 +1,347 @@
+"""DTGA experiments: in-situ training of VTEAM-pair MLPs, baseline vs Dynamic Threshold + Gradient Accumulation.
+
+* ``dtga-mnist`` / ``dtga-fashion`` — accuracy per epoch, pulses, energy, wall and programming time,
+  baseline vs DTGA (paper: MNIST 82.98 % → 96.15 %, Fashion-MNIST 75.58 % → 82.53 %, −7 % time on F-MNIST);
+* ``dtga-noise`` — final accuracy vs noise factor η (D2D = P2P) for both schemes, both datasets, both
+  P2P noise modes (paper: DTGA tolerates η = 0.03 on MNIST, 0.02 on Fashion-MNIST);
+* ``dtga-ablation`` — baseline / DT / GA / DTGA and the alternative DT rules on one dataset.
+
+Every scheme of a comparison starts from the same devices, the same initial weights and sees the same
+mini-batches; only the update rule differs. Monte Carlo trials (and the noise sweep's η values) are
+one batched model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import check, to_dict
+from ..methods.dtga import SCHEMES, InSituConfig, InSituMLP, train_insitu
+from .common import load_data
+from .runner import RunFolder, experiment
+
+PAPER = {
+    "mnist": {"baseline": 82.98, "dtga": 96.15, "noise_tolerance": 0.03},
+    "fashion-mnist": {"baseline": 75.58, "dtga": 82.53, "noise_tolerance": 0.02, "time_reduction_percent": 7.0},
+}
+
+
+@dataclass
+class DTGACompareConfig:
+    """Baseline vs DTGA (or any schemes) on one dataset; ``noise`` is the paper's noise factor η."""
+
+    dataset: str = "mnist"
+    schemes: list[str] = field(default_factory=lambda: ["baseline", "dtga"])
+    epochs: int = 10
+    n_train: int | None = None
+    n_test: int | None = None
+    noise: float = 0.0
+    trials: int = 3
+    seed: int = 0
+    insitu: InSituConfig = field(default_factory=InSituConfig)
+
+    def __post_init__(self) -> None:
+        check(self.dataset in ("mnist", "fashion-mnist"), "dataset", self.dataset, "must be 'mnist' or 'fashion-mnist'")
+        for s in self.schemes:
+            check(s in SCHEMES, "schemes", s, f"each must be one of {list(SCHEMES)}")
+        check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        check(0 <= self.noise < 1, "noise", self.noise, "must lie in [0, 1)")
+
+
+def _with_scheme(insitu: InSituConfig, scheme: str, **rule) -> InSituConfig:
+    return dataclasses.replace(insitu, update=dataclasses.replace(insitu.update, scheme=scheme, **rule))
+
+
+def _train(run: RunFolder, key: str, insitu: InSituConfig, data, epochs: int, trials: int, seed: int,
+           noise, desc: str) -> list[dict]:
+    """Train one batched model (resumable per key); returns the per-epoch history."""
+
+    def go():
+        torch.manual_seed(seed)
+        model = InSituMLP(insitu, trials=trials, seed=seed, noise=noise)
+        init = model.accuracy(data.x_test, data.y_test)
+        hist = train_insitu(model, data.x_train, data.y_train, data.x_test, data.y_test, epochs, seed=seed + 1,
+                            desc=desc)
+        return {"initial_accuracy": init.tolist(), "history": hist}
+
+    return run.checkpoint(key, go)
+
+
+def _summary(values: list[float]) -> dict:
+    t = torch.tensor(values, dtype=torch.float64) * 100
+    return {"mean": round(float(t.mean()), 3), "std": round(float(t.std()) if t.numel() > 1 else 0.0, 3),
+            "min": round(float(t.min()), 3), "max": round(float(t.max()), 3), "trials": t.numel()}
+
+
+def _scheme_row(name: str, res: dict) -> dict:
+    hist = res["history"]
+    last = hist[-1]
+    return {
+        "scheme": name,
+        "final_accuracy": _summary(last["accuracy"]),
+        "best_epoch_accuracy_mean": round(100 * max(h["accuracy_mean"] for h in hist), 3),
+        "pulses": sum(h["pulses"] for h in hist),
+        "set_pulses": sum(h["set"] for h in hist),
+        "reset_pulses": sum(h["reset"] for h in hist),
+        "energy_J": sum(h["energy"] for h in hist),
+        "program_time_s": sum(h["program_time"] for h in hist),
+        "wall_s": round(sum(h["wall_s"] for h in hist), 3),
+        "trials": len(last["accuracy"]),
+    }
+
+
+def _compare(cfg: DTGACompareConfig, run: RunFolder) -> dict:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    rows, curves, results = [], {}, {}
+    for scheme in cfg.schemes:
+        res = results[scheme] = _train(run, f"{cfg.dataset}_{scheme}", _with_scheme(cfg.insitu, scheme), data, cfg.epochs, cfg.trials,
+                     cfg.seed, cfg.noise, f"{cfg.dataset} {scheme}")
+        rows.append(_scheme_row(scheme, res))
+        curves[scheme] = [100 * a for a in ([sum(res["initial_accuracy"]) / len(res["initial_accuracy"])] +
+                                           [h["accuracy_mean"] for h in res["history"]])]
+    csv_rows = []
+    for scheme in cfg.schemes:
+        for h in results[scheme]["history"]:
+            csv_rows.append({"scheme": scheme, "epoch": h["epoch"], "accuracy_mean": round(100 * h["accuracy_mean"], 3),
+                             "accuracy_trials": " ".join(f"{100 * a:.2f}" for a in h["accuracy"]),
+                             "pulses": h["pulses"], "set": h["set"], "reset": h["reset"], "energy_J": h["energy"],
+                             "program_time_s": h["program_time"], "wall_s": round(h["wall_s"], 3),
+                             "fired_fraction": round(h["fired_fraction"], 5),
+                             "train_loss_mean": round(sum(h["loss"]) / len(h["loss"]), 5)})
+    run.write_csv("epochs.csv", csv_rows)
+    run.write_csv("summary.csv", [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in r.items()} for r in rows])
+    by = {r["scheme"]: r for r in rows}
+    out = {"dataset": cfg.dataset, "data_source": data.source, "noise": cfg.noise, "schemes": rows,
+           "paper": PAPER[cfg.dataset]}
+    if "baseline" in by and "dtga" in by:
+        b, d = by["baseline"], by["dtga"]
+        out["dtga_vs_baseline"] = {
+            "accuracy_gain_points": round(d["final_accuracy"]["mean"] - b["final_accuracy"]["mean"], 3),
+            "pulse_change_percent": round(100 * (d["pulses"] / max(b["pulses"], 1) - 1), 2),
+            "program_time_change_percent": round(100 * (d["program_time_s"] / max(b["program_time_s"], 1e-30) - 1), 2),
+            "wall_time_change_percent": round(100 * (d["wall_s"] / max(b["wall_s"], 1e-9) - 1), 2),
+        }
+    _plot_curves(run, curves, cfg)
+    _plot_costs(run, rows, cfg.dataset)
+    return out
+
+
+def _plot_curves(run: RunFolder, curves: dict, cfg: DTGACompareConfig) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (scheme, acc) in enumerate(curves.items()):
+        ax.plot(range(len(acc)), acc, marker="o", ms=3, color=f"C{i}", label=f"{scheme} ({acc[-1]:.2f} %)")
+        if scheme in PAPER[cfg.dataset]:
+            ax.axhline(PAPER[cfg.dataset][scheme], ls=":", color=f"C{i}", label=f"paper {scheme} {PAPER[cfg.dataset][scheme]} %")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"test accuracy (%, mean of {cfg.trials} trials)")
+    ax.set_title(f"in-situ training on VTEAM pairs, {cfg.dataset}, η = {cfg.noise}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    run.save_figure(fig, "accuracy_vs_epoch.png")
+
+
+def _plot_costs(run: RunFolder, rows: list[dict], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["scheme"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+    for ax, key, label in zip(axes, ("pulses", "program_time_s", "wall_s"),
+                              ("programming pulses", "programming time (s, row-parallel)", "simulation wall time (s)")):
+        ax.bar(names, [r[key] for r in rows], color=[f"C{i}" for i in range(len(rows))])
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig.suptitle(title, fontsize=10)
+    run.save_figure(fig, "costs.png")
+
+
+_QUICK = dict(n_train=2000, n_test=500, epochs=1, trials=1)
+
+
+@experiment("dtga-mnist", "In-situ training on VTEAM pairs, MNIST: baseline vs DTGA (accuracy, pulses, time)",
+            DTGACompareConfig, quick=_QUICK)
+def run_dtga_mnist(cfg: DTGACompareConfig, run: RunFolder) -> dict:
+    return _compare(cfg, run)
+
+
+@dataclass
+class DTGAFashionConfig(DTGACompareConfig):
+    dataset: str = "fashion-mnist"
+
+
+@experiment("dtga-fashion", "In-situ training on VTEAM pairs, Fashion-MNIST: baseline vs DTGA (accuracy, pulses, time)",
+            DTGAFashionConfig, quick=_QUICK)
+def run_dtga_fashion(cfg: DTGAFashionConfig, run: RunFolder) -> dict:
+    return _compare(cfg, run)
+
+
+# ============================================================================ robustness
+@dataclass
+class DTGANoiseConfig:
+    """Final accuracy vs noise factor η (D2D = P2P = η); each (dataset, P2P mode, scheme) is one model
+    whose trials carry the different η values."""
+
+    datasets: list[str] = field(default_factory=lambda: ["mnist", "fashion-mnist"])
+    noise_factors: list[float] = field(default_factory=lambda: [0.0, 0.01, 0.02, 0.03, 0.04, 0.05])
+    p2p_modes: list[str] = field(default_factory=lambda: ["multiplicative", "additive"])
+    schemes: list[str] = field(default_factory=lambda: ["baseline", "dtga"])
+    epochs: int = 3
+    n_train: int | None = None
+    n_test: int | None = None
+    trials: int = 1
+    seed: int = 0
+    insitu: InSituConfig = field(default_factory=InSituConfig)
+
+    def __post_init__(self) -> None:
+        for d in self.datasets:
+            check(d in ("mnist", "fashion-mnist"), "datasets", d, "each must be 'mnist' or 'fashion-mnist'")
+        for m in self.p2p_modes:
+            check(m in ("multiplicative", "additive"), "p2p_modes", m, "each must be 'multiplicative' or 'additive'")
+        for s in self.schemes:
+            check(s in SCHEMES, "schemes", s, f"each must be one of {list(SCHEMES)}")
+        for eta in self.noise_factors:
+            check(0 <= eta < 1, "noise_factors", eta, "each must lie in [0, 1)")
+        check(len(self.noise_factors) >= 1, "noise_factors", self.noise_factors, "need at least one value")
+        check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+
+
+@experiment("dtga-noise", "Robustness: final accuracy vs noise factor 0-0.05 (D2D+P2P), baseline vs DTGA, both datasets",
+            DTGANoiseConfig, quick=dict(datasets=["mnist"], noise_factors=[0.0, 0.05], p2p_modes=["additive"],
+                                        n_train=1000, n_test=300, epochs=1))
+def run_dtga_noise(cfg: DTGANoiseConfig, run: RunFolder) -> dict:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    etas = [float(e) for e in cfg.noise_factors for _ in range(cfg.trials)]
+    rows = []
+    for dataset in cfg.datasets:
+        data = load_data(dataset, cfg.n_train, cfg.n_test)
+        for mode in cfg.p2p_modes:
+            insitu = dataclasses.replace(cfg.insitu, variability=dataclasses.replace(cfg.insitu.variability, p2p_mode=mode))
+            for scheme in cfg.schemes:
+                res = _train(run, f"{dataset}_{mode}_{scheme}", _with_scheme(insitu, scheme), data, cfg.epochs,
+                             len(etas), cfg.seed, etas, f"{dataset} {mode} {scheme}")
+                acc = res["history"][-1]["accuracy"]
+                for k, eta in enumerate(cfg.noise_factors):
+                    vals = acc[k * cfg.trials:(k + 1) * cfg.trials]
+                    rows.append({"dataset": dataset, "p2p_mode": mode, "scheme": scheme, "noise": eta,
+                                 **_summary(vals)})
+    run.write_csv("accuracy_vs_noise.csv", rows)
+    tolerance = _tolerance(rows)
+    _plot_noise(run, rows, cfg)
+    return {"points": rows, "tolerance": tolerance, "paper": {d: PAPER[d]["noise_tolerance"] for d in PAPER},
+            "tolerance_rule": "largest η whose mean accuracy stays within 2 points of the η = 0 accuracy"}
+
+
+def _tolerance(rows: list[dict], drop: float = 2.0) -> list[dict]:
+    """Largest η (before the first failure) whose accuracy is within ``drop`` points of η = 0."""
+    out = []
+    keys = sorted({(r["dataset"], r["p2p_mode"], r["scheme"]) for r in rows})
+    for key in keys:
+        pts = sorted((r["noise"], r["mean"]) for r in rows if (r["dataset"], r["p2p_mode"], r["scheme"]) == key)
+        ref = pts[0][1]
+        tol = pts[0][0]
+        for eta, acc in pts:
+            if acc < ref - drop:
+                break
+            tol = eta
+        out.append({"dataset": key[0], "p2p_mode": key[1], "scheme": key[2], "tolerated_noise": tol})
+    return out
+
+
+def _plot_noise(run: RunFolder, rows: list[dict], cfg: DTGANoiseConfig) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cfg.datasets), figsize=(5.5 * len(cfg.datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], cfg.datasets):
+        i = 0
+        for mode in cfg.p2p_modes:
+            for scheme in cfg.schemes:
+                pts = [r for r in rows if r["dataset"] == dataset and r["p2p_mode"] == mode and r["scheme"] == scheme]
+                ax.errorbar([r["noise"] for r in pts], [r["mean"] for r in pts], yerr=[r["std"] for r in pts],
+                            marker="o", capsize=2, color=f"C{i}", ls="-" if mode == "multiplicative" else "--",
+                            label=f"{scheme}, P2P {mode}")
+                i += 1
+        ax.axvline(PAPER[dataset]["noise_tolerance"], color="gray", ls=":", label="paper's DTGA tolerance")
+        ax.set_xlabel("noise factor η (D2D = P2P)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    run.save_figure(fig, "accuracy_vs_noise.png")
+
+
+# ============================================================================ ablation
+@dataclass
+class DTGAAblationConfig:
+    """baseline / DT / GA / DTGA, plus DTGA with each alternative DT rule (``dt_rules``)."""
+
+    dataset: str = "mnist"
+    schemes: list[str] = field(default_factory=lambda: ["baseline", "dt", "ga", "dtga"])
+    dt_rules: list[str] = field(default_factory=lambda: ["device", "layer", "decay"])
+    epochs: int = 5
+    n_train: int | None = None
+    n_test: int | None = None
+    noise: float = 0.0
+    trials: int = 2
+    seed: int = 0
+    insitu: InSituConfig = field(default_factory=InSituConfig)
+
+    def __post_init__(self) -> None:
+        check(self.dataset in ("mnist", "fashion-mnist"), "dataset", self.dataset, "must be 'mnist' or 'fashion-mnist'")
+        for s in self.schemes:
+            check(s in SCHEMES, "schemes", s, f"each must be one of {list(SCHEMES)}")
+        for r in self.dt_rules:
+            check(r in ("device", "layer", "decay"), "dt_rules", r, "each must be 'device', 'layer' or 'decay'")
+        check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+
+
+@experiment("dtga-ablation", "Ablation on VTEAM pairs: baseline / DT only / GA only / DTGA, and the DT rule alternatives",
+            DTGAAblationConfig, quick=dict(_QUICK, dt_rules=["device"]))
+def run_dtga_ablation(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    variants = [(s, {}) for s in cfg.schemes]
+    default_rule = cfg.insitu.update.dt_rule
+    variants += [("dtga", {"dt_rule": r}) for r in cfg.dt_rules if r != default_rule or "dtga" not in cfg.schemes]
+    rows = []
+    for scheme, rule in variants:
+        name = scheme if not rule else f"{scheme} ({rule['dt_rule']})"
+        if scheme in ("dt", "dtga") and not rule:
+            name = f"{scheme} ({default_rule})"
+        key = f"{cfg.dataset}_{scheme}" + (f"_{rule['dt_rule']}" if rule else "")
+        res = _train(run, key, _with_scheme(cfg.insitu, scheme, **rule), data, cfg.epochs, cfg.trials, cfg.seed,
+                     cfg.noise, name)
+        rows.append(_scheme_row(name, res))
+    run.write_csv("ablation.csv", [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in r.items()} for r in rows])
+    _plot_costs(run, rows, f"ablation, {cfg.dataset}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    ax.bar([r["scheme"] for r in rows], [r["final_accuracy"]["mean"] for r in rows],
+           yerr=[r["final_accuracy"]["std"] for r in rows], color=[f"C{i}" for i in range(len(rows))], capsize=3)
+    lo = min(r["final_accuracy"]["min"] for r in rows)
+    ax.set_ylim(max(0, lo - 5), 100)
+    ax.set_ylabel("final test accuracy (%)")
+    ax.tick_params(axis="x", labelrotation=25, labelsize=8)
+    ax.set_title(f"ablation on {cfg.dataset} ({cfg.epochs} epochs, {cfg.trials} trials)")
+    run.save_figure(fig, "ablation.png")
+    return {"dataset": cfg.dataset, "data_source": data.source, "rows": rows, "insitu": to_dict(cfg.insitu)}

@@ -109,7 +109,9 @@ class FeatureConfig:
         check(self.n_fft >= 16, "n_fft", self.n_fft, "must be >= 16")
         check(0 < self.hop_length, "hop_length", self.hop_length, "must be > 0")
         check(self.n_mels >= 1, "n_mels", self.n_mels, "must be >= 1")
-        check(1 <= self.n_mfcc <= self.n_mels, "n_mfcc", self.n_mfcc, f"must lie in [1, n_mels={self.n_mels}]")
+        check(self.kind in ("mfcc", "logmel"), "kind", self.kind, "must be 'mfcc' or 'logmel'")
+        if self.kind == "mfcc":
+            check(1 <= self.n_mfcc <= self.n_mels, "n_mfcc", self.n_mfcc, f"must lie in [1, n_mels={self.n_mels}]")
         fmax = self.sample_rate / 2 if self.fmax is None else self.fmax
         check(0 <= self.fmin < fmax <= self.sample_rate / 2, "fmin/fmax", (self.fmin, self.fmax),
               f"need 0 <= fmin < fmax <= sample_rate/2 = {self.sample_rate / 2}")

@@ -104,6 +104,64 @@ def devices() -> None:
         typer.echo(f"{name:16s} {d.name}: G {d.g_min:.3g}–{d.g_max:.3g} S (R {d.r_on:.4g}–{d.r_off:.4g} Ω)")
 
 
+@app.command("sweep")
+def sweep(
+    config: Path = typer.Argument(..., help="experiment config with a 'sweep:' section (grid, seeds, trials)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="sweep folder (default runs/sweep-EXPERIMENT); re-running resumes"),
+    executor: str = typer.Option("local", "--executor", "-e", help="local (process pool) or dask"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="parallel points (local pool / LocalCluster size)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per point (default cores // workers)"),
+    quick: Optional[bool] = typer.Option(None, "--quick/--full", help="start every point from the experiment's --quick settings"),
+    set_: List[str] = typer.Option([], "--set", "-s", help="override a base config key: --set n_test=2000"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the points (and which are finished) and exit"),
+) -> None:
+    """Run (or resume) a grid of experiment runs; each point is saved atomically as it finishes."""
+    from .sweep import load_sweep, plan, run_sweep
+
+    try:
+        spec = load_sweep(config, quick=quick, overrides=list(set_))
+        folder = out or Path("runs") / f"sweep-{spec.experiment}{'-quick' if spec.quick else ''}"
+        if dry_run:
+            rows = plan(spec, folder)
+            for p, done in rows:
+                typer.echo(f"{p.index:4d}  {'done   ' if done else 'pending'}  {p.key}  {p.label}")
+            typer.echo(f"{len(rows)} point(s), {sum(d for _, d in rows)} finished; folder {folder}")
+            return
+        outcome = run_sweep(spec, folder, executor=executor, scheduler=scheduler, workers=workers, threads=threads)
+    except ConfigError as exc:
+        _fail(str(exc))
+    rep = outcome.report or {}
+    if rep.get("text"):
+        typer.echo(rep["text"])
+    typer.echo(f"\n{outcome.total} point(s): {outcome.skipped} already finished, {outcome.finished} run now, "
+               f"{len(outcome.failed)} failed; folder {outcome.path}")
+    if rep.get("files"):
+        typer.echo(f"report: {outcome.path / 'report'}")
+    if outcome.failed:
+        typer.secho("failed points are retried when you re-run the same command; errors are in "
+                    f"{outcome.path / 'failed'}", fg="yellow", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report(
+    folder: Path = typer.Argument(..., help="a sweep folder"),
+    x: Optional[str] = typer.Option(None, "--x", help="axis for the plots' x (default: the first numeric axis)"),
+    metric: List[str] = typer.Option([], "--metric", "-m", help="metric(s) to tabulate and plot (flattened names)"),
+) -> None:
+    """Summary table (CSV + terminal) and plots across a sweep's grid, in FOLDER/report."""
+    from .sweep import make_report
+
+    try:
+        rep = make_report(folder, x=x, metrics=list(metric) or None)
+    except ConfigError as exc:
+        _fail(str(exc))
+    typer.echo(rep["text"])
+    typer.echo(f"\n{rep['points']} point(s): {rep['done']} done, {rep['failed']} failed, {rep['pending']} pending")
+    typer.echo(f"report: {Path(folder) / 'report'} ({', '.join(Path(f).name for f in rep['files'])})")
+
+
 def main() -> None:
     try:
         app()

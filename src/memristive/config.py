@@ -57,7 +57,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return _convert(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"{key}={value!r}: does not match any of {tp}")
+        if len(errors) == 1:  # Optional[X]: X's own message names the key and the problem
+            raise ConfigError(errors[0])
+        raise ConfigError(f"{key}={value!r}: does not match any of {tp} ({'; '.join(errors)})")
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:

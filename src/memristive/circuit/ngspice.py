@@ -19,6 +19,7 @@ from .netlist import Netlist, crossbar_netlist, tile_netlist
 
 __all__ = ["CircuitError", "find_ngspice", "run_ngspice", "simulate_tile", "simulate_crossbar"]
 
+_TROUBLE = re.compile(r"(?i)\berror\b|singular matrix|gmin stepping|source stepping|timestep too small")
 _LINE = re.compile(r"^\s*v\(([^)]+)\)\s*=\s*([-+0-9.eE]+)\s*$", re.MULTILINE)
 
 
@@ -52,9 +53,13 @@ def run_ngspice(net: Netlist | str, timeout: float = 300.0) -> dict[str, float]:
             raise CircuitError(f"ngspice did not finish within {timeout} s") from None
     out = proc.stdout + "\n" + proc.stderr
     values = {m.group(1).lower(): float(m.group(2)) for m in _LINE.finditer(proc.stdout)}
-    if proc.returncode != 0 or not values:
+    # a resistive network solves in one linear step: singular matrices, convergence aids or errors
+    # mean the netlist is wrong, even when ngspice still prints numbers (it falls back to gmin stepping)
+    trouble = _TROUBLE.search(proc.stderr)
+    if proc.returncode != 0 or not values or trouble:
         tail = "\n".join(out.strip().splitlines()[-15:])
-        raise CircuitError(f"ngspice failed (exit {proc.returncode}):\n{tail}")
+        why = f"'{trouble.group(0)}'" if trouble else f"exit {proc.returncode}"
+        raise CircuitError(f"ngspice failed ({why}):\n{tail}")
     if isinstance(net, Netlist):
         missing = [n for n in net.output_nodes if n.lower() not in values]
         if missing:

@@ -13,6 +13,7 @@ one batched model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ class DTGACompareConfig:
     noise: float = 0.0
     trials: int = 3
     seed: int = 0
+    threads: int = 1
     insitu: InSituConfig = field(default_factory=InSituConfig)
 
     def __post_init__(self) -> None:
@@ -50,6 +52,18 @@ class DTGACompareConfig:
         check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
         check(self.trials >= 1, "trials", self.trials, "must be >= 1")
         check(0 <= self.noise < 1, "noise", self.noise, "must lie in [0, 1)")
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    """Intra-op threads for a run, restored afterwards. The pulse update is elementwise-bound; on a
+    shared 2-core machine one thread avoids OpenMP contention (see docs/dtga.md, speed)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, 2)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _with_scheme(insitu: InSituConfig, scheme: str, **rule) -> InSituConfig:
@@ -95,7 +109,11 @@ def _scheme_row(name: str, res: dict) -> dict:
 
 
 def _compare(cfg: DTGACompareConfig, run: RunFolder) -> dict:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    with _threads(cfg.threads):
+        return _compare_body(cfg, run)
+
+
+def _compare_body(cfg: DTGACompareConfig, run: RunFolder) -> dict:
     data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
     rows, curves, results = [], {}, {}
     for scheme in cfg.schemes:
@@ -202,6 +220,7 @@ class DTGANoiseConfig:
     n_test: int | None = None
     trials: int = 1
     seed: int = 0
+    threads: int = 1
     insitu: InSituConfig = field(default_factory=InSituConfig)
 
     def __post_init__(self) -> None:
@@ -222,7 +241,11 @@ class DTGANoiseConfig:
             DTGANoiseConfig, quick=dict(datasets=["mnist"], noise_factors=[0.0, 0.05], p2p_modes=["additive"],
                                         n_train=1000, n_test=300, epochs=1))
 def run_dtga_noise(cfg: DTGANoiseConfig, run: RunFolder) -> dict:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    with _threads(cfg.threads):
+        return _noise_body(cfg, run)
+
+
+def _noise_body(cfg: DTGANoiseConfig, run: RunFolder) -> dict:
     etas = [float(e) for e in cfg.noise_factors for _ in range(cfg.trials)]
     rows = []
     for dataset in cfg.datasets:
@@ -299,6 +322,7 @@ class DTGAAblationConfig:
     noise: float = 0.0
     trials: int = 2
     seed: int = 0
+    threads: int = 1
     insitu: InSituConfig = field(default_factory=InSituConfig)
 
     def __post_init__(self) -> None:
@@ -314,7 +338,11 @@ class DTGAAblationConfig:
 @experiment("dtga-ablation", "Ablation on VTEAM pairs: baseline / DT only / GA only / DTGA, and the DT rule alternatives",
             DTGAAblationConfig, quick=dict(_QUICK, dt_rules=["device"]))
 def run_dtga_ablation(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    with _threads(cfg.threads):
+        return _ablation_body(cfg, run)
+
+
+def _ablation_body(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
     data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
     variants = [(s, {}) for s in cfg.schemes]
     default_rule = cfg.insitu.update.dt_rule

@@ -1,0 +1,72 @@
+"""In-situ training benchmark: pulse-level DTGA epochs on VTEAM pairs (plain script, prints a table).
+
+    .venv/bin/python benchmarks/bench_dtga.py [--threads 1 2] [--noise 0.02] [--synthetic]
+
+Rows:
+* one epoch of the 60,000 MNIST training images on the 784x100x10 network (batch 100, DTGA, VTEAM
+  pairs with D2D + P2P noise factor ``--noise``): bar (issue 4) <= 20 s on 2 cores;
+* 10,000 samples on a 784x256x10 network, batch 100 — the workload of IBM aihwkit's analog SGD
+  (ConstantStepDevice, ~3.74-3.86 s on this machine, shared/research/anchors.md §3.1), so the two
+  compare per sample, here with the VTEAM physics included.
+
+The machine's load average is printed with each run: the pulse update is elementwise-bound, so other
+processes on a shared 2-core machine slow it down (and hurt 2 threads more than 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from memristive.config import from_dict
+from memristive.methods.dtga import InSituConfig, InSituMLP
+
+AIHWKIT_S_PER_10K = (3.74, 3.86)  # 784x256x10 AnalogSGD epoch of 10k samples, batch 100 (anchors.md §3.1)
+
+
+def epoch_time(sizes, w_max, x, y, threads, noise, scheme="dtga") -> tuple[float, dict]:
+    torch.set_num_threads(threads)
+    cfg = from_dict(InSituConfig, dict(sizes=sizes, w_max=w_max, update=dict(scheme=scheme)))
+    model = InSituMLP(cfg, trials=1, seed=0, noise=noise)
+    model.train_step(x[:100], y[:100])  # warm-up
+    t0 = time.perf_counter()
+    st = model.train_epoch(x, y, torch.Generator().manual_seed(0), progress=False)
+    return time.perf_counter() - t0, st
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--noise", type=float, default=0.02, help="noise factor (D2D = P2P)")
+    ap.add_argument("--synthetic", action="store_true", help="random inputs instead of MNIST (no data needed)")
+    args = ap.parse_args()
+    if args.synthetic:
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.rand(60_000, 784, generator=g), torch.randint(0, 10, (60_000,), generator=g)
+        source = "synthetic"
+    else:
+        from memristive.data import load_mnist
+
+        d = load_mnist()
+        x, y, source = d.x_train, d.y_train, d.source
+    print(f"\nPulse-level in-situ training (DTGA, VTEAM pairs, noise factor {args.noise}), data: {source}")
+    print(f"{'workload':52s} {'thr':>3s} {'load':>5s} {'time (s)':>9s} {'us/sample':>9s} {'bar':>14s}")
+    for threads in args.threads:
+        load = os.getloadavg()[0]
+        t, st = epoch_time([784, 100, 10], [1.0, 4.0], x, y, threads, args.noise)
+        print(f"{'1 epoch, 60k MNIST, 784x100x10, batch 100':52s} {threads:3d} {load:5.2f} {t:9.2f} "
+              f"{t / len(x) * 1e6:9.1f} {'<= 20 s':>14s}   ({st['pulses']:.3g} pulses)")
+        load = os.getloadavg()[0]
+        t, st = epoch_time([784, 256, 10], [1.0, 4.0], x[:10_000], y[:10_000], threads, args.noise)
+        lo, hi = AIHWKIT_S_PER_10K
+        print(f"{'10k samples, 784x256x10, batch 100':52s} {threads:3d} {load:5.2f} {t:9.2f} "
+              f"{t / 10_000 * 1e6:9.1f} {f'aihwkit {lo}-{hi} s':>14s}   ({hi / t:.1f}x faster)")
+    print(f"aihwkit per sample: {AIHWKIT_S_PER_10K[0] / 1e4 * 1e6:.0f}-{AIHWKIT_S_PER_10K[1] / 1e4 * 1e6:.0f} us "
+          "(ConstantStepDevice, no device physics)")
+
+
+if __name__ == "__main__":
+    main()

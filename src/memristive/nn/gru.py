@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ..config import check
-from ..crossbar import Crossbar, CrossbarConfig, Mapping
+from ..crossbar import Crossbar, CrossbarConfig
 from ..quant import ActQuant, QuantConfig, QuantLinear, WeightNoise, quantize_weight, symmetric_qmax, weight_codes
 
 __all__ = [
@@ -305,9 +305,10 @@ class CrossbarMatrix(nn.Module):
         else:
             q, scale = weight_codes(w, bits, granularity, groups)
             qm = symmetric_qmax(bits)
-            levels = qm + 1 if config.mapping.scheme == "differential" else 2 * qm + 1
+            one_sided = config.mapping.scheme == "differential" and not getattr(config.mapping, "balanced", False)
+            levels = qm + 1 if one_sided else 2 * qm + 1  # |q| of Q per device, or ±q around the middle
             dev = dataclasses.replace(config.device, levels=levels)
-            cfg = dataclasses.replace(config, device=dev, mapping=Mapping(config.mapping.scheme, w_max=float(qm)))
+            cfg = dataclasses.replace(config, device=dev, mapping=dataclasses.replace(config.mapping, w_max=float(qm)))
             xb = Crossbar.from_weights(q.contiguous(), config=cfg, trials=trials, seed=seed)
         return cls(xb, scale, n_params, bits)
 

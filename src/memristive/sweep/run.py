@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..config import to_dict
+from ..config import ConfigError, to_dict
 from .executors import open_executor
 from .spec import SweepSpec, load_sweep
 from .store import SweepStore
@@ -53,6 +53,10 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, execu
               scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
               progress: bool = True, report: bool = True, dask_processes: bool = True) -> SweepOutcome:
     """Run (or resume) a sweep into folder ``out`` (default ``runs/sweep-<experiment>``)."""
+    if executor not in ("local", "dask"):
+        raise ConfigError(f"executor={executor!r}: must be 'local' or 'dask'")
+    if scheduler and executor != "dask":
+        raise ConfigError("--scheduler needs --executor dask")
     if not isinstance(spec, SweepSpec):
         spec = load_sweep(spec)
     points = spec.points()  # validates every point before anything runs

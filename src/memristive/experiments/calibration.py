@@ -1,0 +1,281 @@
+"""The calibration paper's experiments (Du, Peng & Liu, J. NUDT 45(5) 2023).
+
+``memristive run calibration-fig6``: Fig. 6 — 784×100×10 Abs MLP on MNIST, recognition rate vs
+defect percent (0–20 %), 100 Monte Carlo arrays per point, three curves: no calibration,
+calibration only, calibration + in-situ training. The "no calibration" arrays are exactly those of
+the ``defects`` experiment (same model, same defect model, same seeds).
+
+``memristive run calibration-table1``: Table 1 — 784×256×10 MLP with defects only in W1, only in W2,
+or in both; Liu et al. (DAC 2017) retraining + remapping vs calibration + in-situ training. The paper
+does not give the defect rate: ``headline_percent`` (10 %) is the one shown in the table and
+``defect_percents`` sweeps it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import check
+from ..crossbar import CrossbarConfig
+from ..methods.calibration import CalibrationConfig, calibrate
+from ..methods.insitu import InSituConfig, insitu_train
+from ..methods.liu import LiuConfig, liu_rescue
+from ..methods.software import accuracy
+from ..nn import CrossbarLinear
+from ..nonideal import DefectPercent
+from .common import load_data, software_mlp, summary
+from .runner import RunFolder, experiment
+
+# The paper's printed numbers (recognition rate, %), for the plots and the results table.
+PAPER_FIG6 = {  # defect percent -> {curve: value}; "~" values are read from the text ("近70%", "60%")
+    10: {"none": 38.3, "calibration": 48.5, "insitu": 70.0},
+    20: {"none": 21.4, "insitu": 60.0},
+}
+PAPER_TABLE1 = {"liu": {"W1": 94.88, "W2": 97.43, "W1&W2": 92.93}, "ours": {"W1": 94.93, "W2": 97.66, "W1&W2": 93.22}}
+CASES = {"W1": (0,), "W2": (1,), "W1&W2": (0, 1)}
+
+
+def _defect(percent: float, beta: float, lo: float, hi: float) -> DefectPercent:
+    return DefectPercent(alpha=percent / 100, beta=beta, sigma_low=lo, sigma_high=hi)
+
+
+def convert_with_defects(model: nn.Module, base: CrossbarConfig, defect: DefectPercent, layers: tuple[int, ...],
+                         trials: int, seed: int) -> nn.Module:
+    """Like :func:`memristive.nn.convert` (same per-layer seeds ``seed + 1000·i``), with ``defect``
+    added only to the Linear layers whose index is in ``layers``."""
+    import copy
+
+    hw = copy.deepcopy(model)
+    linears = [(n, m) for n, m in hw.named_modules() if isinstance(m, nn.Linear)]
+    for i, (name, lin) in enumerate(linears):
+        nonid = [*base.nonidealities, defect] if i in layers else list(base.nonidealities)
+        cfg = dataclasses.replace(base, nonidealities=nonid)
+        layer = CrossbarLinear.from_linear(lin, cfg, trials=trials, seed=seed + 1000 * i)
+        parent = hw.get_submodule(name.rsplit(".", 1)[0]) if "." in name else hw
+        setattr(parent, name.rsplit(".", 1)[-1], layer)
+    return hw
+
+
+# ============================================================================================ Fig. 6
+@dataclass
+class Fig6Config:
+    """Fig. 6: recognition rate vs defect percent; no calibration / calibration / calibration + in-situ."""
+
+    dataset: str = "mnist"
+    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
+    activation: str = "abs"
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    n_train: int | None = None
+    n_test: int | None = None
+    defect_percents: list[float] = field(default_factory=lambda: [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20])
+    beta: float = 0.5
+    sigma_low: float = 0.6
+    sigma_high: float = 1.0
+    trials: int = 100
+    seed: int = 0
+    crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    insitu: InSituConfig = field(default_factory=lambda: InSituConfig(epochs=1, n_train=10000))
+
+    def __post_init__(self) -> None:
+        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        check(self.epochs >= 0, "epochs", self.epochs, "must be >= 0")
+        check(len(self.defect_percents) >= 1, "defect_percents", self.defect_percents, "needs at least one value")
+        for p in self.defect_percents:
+            check(0 <= p <= 100, "defect_percents", p, "each defect percent must lie in [0, 100]")
+
+
+def fig6_point(model: nn.Module, data, cfg: Fig6Config, percent: float, seed: int, progress: bool = True) -> dict:
+    """All three curves at one defect percent, on the same ``cfg.trials`` arrays."""
+    defect = _defect(percent, cfg.beta, cfg.sigma_low, cfg.sigma_high)
+    xcfg = dataclasses.replace(cfg.crossbar, nonidealities=[*cfg.crossbar.nonidealities, defect])
+    from ..nn import convert
+
+    t0 = time.perf_counter()
+    hw = convert(model, xcfg, trials=cfg.trials, seed=seed)  # == experiments.defects.evaluate_defects
+    out = {"none": summary(accuracy(hw, data.x_test, data.y_test))}
+    cal = calibrate(hw, model, data.x_train, cfg.calibration, inplace=True)
+    out["calibration"] = summary(accuracy(cal, data.x_test, data.y_test))
+    t1 = time.perf_counter()
+    stats = insitu_train(cal, data.x_train, data.y_train, cfg.insitu, progress=progress, desc=f"in-situ {percent:g}%")
+    t2 = time.perf_counter()
+    out["insitu"] = summary(accuracy(cal, data.x_test, data.y_test))
+    out["insitu_stats"] = {k: v for k, v in stats.items() if k != "writes_per_trial"}
+    out["seconds"] = {"evaluate_and_calibrate": round(t1 - t0, 2), "insitu": round(t2 - t1, 2),
+                      "evaluate_insitu": round(time.perf_counter() - t2, 2)}
+    return out
+
+
+@experiment(
+    "calibration-fig6",
+    "Calibration paper Fig. 6: 784x100x10 Abs MLP, MNIST accuracy vs defect percent; none / calibration / "
+    "calibration + in-situ training (Monte Carlo)",
+    Fig6Config,
+    quick=dict(n_train=3000, n_test=1000, epochs=2, trials=4, defect_percents=[0, 10, 20],
+               insitu={"n_train": 1000}, calibration={"n_samples": 2000}),
+)
+def run_fig6(cfg: Fig6Config, run: RunFolder) -> dict:
+    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
+    software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
+    rows, points = [], []
+    for i, p in enumerate(tqdm(cfg.defect_percents, desc=f"defect percent ({cfg.trials} trials each)")):
+        seed = cfg.seed * 100003 + i + 1  # the defects experiment's seeds: identical "none" arrays
+        res = run.checkpoint(f"fig6_{p:g}", lambda: fig6_point(model, data, cfg, p, seed))
+        points.append({"defect_percent": p, **res})
+        for curve in ("none", "calibration", "insitu"):
+            paper = PAPER_FIG6.get(p, {}).get(curve)
+            rows.append({"defect_percent": p, "curve": curve, **res[curve], "paper": paper if paper is not None else ""})
+    run.write_csv("fig6.csv", rows)
+    _plot_fig6(run, points, software, cfg)
+    return {"software_accuracy": round(software, 3), "data_source": data.source, "points": points}
+
+
+def _plot_fig6(run: RunFolder, points: list[dict], software: float, cfg: Fig6Config) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [p["defect_percent"] for p in points]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    labels = {"none": "no calibration", "calibration": "calibration", "insitu": "calibration + in-situ training"}
+    for j, curve in enumerate(("none", "calibration", "insitu")):
+        m = [p[curve]["mean"] for p in points]
+        ax.fill_between(x, [p[curve]["min"] for p in points], [p[curve]["max"] for p in points], color=f"C{j}", alpha=0.12)
+        ax.errorbar(x, m, yerr=[p[curve]["std"] for p in points], marker="o", ms=4, capsize=3, color=f"C{j}",
+                    label=f"{labels[curve]} (mean ± std, band min–max)")
+        px = [d for d in PAPER_FIG6 if curve in PAPER_FIG6[d]]
+        ax.scatter(px, [PAPER_FIG6[d][curve] for d in px], marker="x", s=60, color=f"C{j}", zorder=5)
+    ax.scatter([], [], marker="x", color="k", label="paper's printed values")
+    ax.axhline(software, ls="--", color="gray", label=f"software {software:.2f} %")
+    ax.set_xlabel("defect percent α (%)")
+    ax.set_ylabel("test accuracy (%)")
+    mapping = "balanced pairs" if cfg.crossbar.mapping.balanced else cfg.crossbar.mapping.scheme
+    ax.set_title(f"{'×'.join(map(str, cfg.sizes))} {cfg.activation} MLP, {cfg.trials} arrays/point, {mapping}", fontsize=10)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=7)
+    run.save_figure(fig, "fig6.png")
+
+
+# ============================================================================================ Table 1
+@dataclass
+class Table1Config:
+    """Table 1: 784×256×10 MLP, defects in W1 / W2 / both; Liu et al. vs calibration + in-situ."""
+
+    dataset: str = "mnist"
+    sizes: list[int] = field(default_factory=lambda: [784, 256, 10])
+    activation: str = "abs"
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    n_train: int | None = None
+    n_test: int | None = None
+    defect_percents: list[float] = field(default_factory=lambda: [5, 10, 20])
+    headline_percent: float = 10
+    cases: list[str] = field(default_factory=lambda: ["W1", "W2", "W1&W2"])
+    beta: float = 0.5
+    sigma_low: float = 0.6
+    sigma_high: float = 1.0
+    trials: int = 10
+    seed: int = 0
+    crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    insitu: InSituConfig = field(default_factory=lambda: InSituConfig(epochs=1, n_train=10000))
+    liu: LiuConfig = field(default_factory=lambda: LiuConfig(epochs=1, n_train=10000))
+
+    def __post_init__(self) -> None:
+        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        for p in self.defect_percents:
+            check(0 <= p <= 100, "defect_percents", p, "each defect percent must lie in [0, 100]")
+        check(self.headline_percent in self.defect_percents, "headline_percent", self.headline_percent,
+              f"must be one of defect_percents={self.defect_percents}")
+        for c in self.cases:
+            check(c in CASES, "cases", c, f"each case must be one of {list(CASES)}")
+        check(len(self.sizes) == 3, "sizes", self.sizes, "Table 1 needs a two-layer MLP (W1, W2)")
+
+
+def table1_cell(model: nn.Module, data, cfg: Table1Config, percent: float, case: str, seed: int,
+                progress: bool = True) -> dict:
+    """One (defect percent, case) cell: none, Liu et al., calibration, calibration + in-situ; same arrays."""
+    defect = _defect(percent, cfg.beta, cfg.sigma_low, cfg.sigma_high)
+    hw = convert_with_defects(model, cfg.crossbar, defect, CASES[case], cfg.trials, seed)
+    out = {"none": summary(accuracy(hw, data.x_test, data.y_test))}
+    t0 = time.perf_counter()
+    liu_model, liu_stats = liu_rescue(hw, model, data.x_train, data.y_train, cfg.liu, progress=progress)
+    out["liu"] = summary(accuracy(liu_model, data.x_test, data.y_test))
+    out["liu_stats"] = liu_stats
+    del liu_model
+    t1 = time.perf_counter()
+    cal = calibrate(hw, model, data.x_train, cfg.calibration, inplace=True)
+    out["calibration"] = summary(accuracy(cal, data.x_test, data.y_test))
+    stats = insitu_train(cal, data.x_train, data.y_train, cfg.insitu, progress=progress, desc=f"in-situ {case} {percent:g}%")
+    out["ours"] = summary(accuracy(cal, data.x_test, data.y_test))
+    out["insitu_stats"] = {k: v for k, v in stats.items() if k != "writes_per_trial"}
+    out["seconds"] = {"liu": round(t1 - t0, 2), "ours": round(time.perf_counter() - t1, 2)}
+    return out
+
+
+@experiment(
+    "calibration-table1",
+    "Calibration paper Table 1: 784x256x10 MLP with defects in W1 / W2 / both; Liu et al. (DAC 2017) "
+    "retraining + remapping vs calibration + in-situ training, swept over the defect rate",
+    Table1Config,
+    quick=dict(n_train=3000, n_test=1000, epochs=2, trials=2, defect_percents=[10], sizes=[784, 64, 10],
+               insitu={"n_train": 600}, liu={"n_train": 600}, calibration={"n_samples": 2000}),
+)
+def run_table1(cfg: Table1Config, run: RunFolder) -> dict:
+    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
+    software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
+    cells, rows = [], []
+    todo = [(p, c) for p in cfg.defect_percents for c in cfg.cases]
+    for j, (p, case) in enumerate(tqdm(todo, desc=f"Table 1 cells ({cfg.trials} trials each)")):
+        seed = cfg.seed * 100003 + 7919 * (cfg.defect_percents.index(p) + 1)  # same arrays for every case's layers
+        res = run.checkpoint(f"table1_{p:g}_{case.replace('&', '+')}", lambda: table1_cell(model, data, cfg, p, case, seed))
+        cells.append({"defect_percent": p, "case": case, **res})
+        for method in ("none", "liu", "calibration", "ours"):
+            paper = PAPER_TABLE1.get(method, {}).get(case, "") if p == cfg.headline_percent else ""
+            rows.append({"defect_percent": p, "case": case, "method": method, **res[method], "paper": paper})
+    run.write_csv("table1.csv", rows)
+    table = {m: {c["case"]: c[m]["mean"] for c in cells if c["defect_percent"] == cfg.headline_percent}
+             for m in ("none", "liu", "calibration", "ours")}
+    _plot_table1(run, cells, software, cfg)
+    return {"software_accuracy": round(software, 3), "data_source": data.source,
+            "headline_percent": cfg.headline_percent, "table": table, "paper": PAPER_TABLE1, "cells": cells}
+
+
+def _plot_table1(run: RunFolder, cells: list[dict], software: float, cfg: Table1Config) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cfg.cases), figsize=(4.2 * len(cfg.cases), 3.8), sharey=True, squeeze=False)
+    names = {"none": "no compensation", "liu": "Liu et al. (retrain + remap)", "calibration": "calibration",
+             "ours": "calibration + in-situ"}
+    for ax, case in zip(axes[0], cfg.cases):
+        cs = [c for c in cells if c["case"] == case]
+        x = [c["defect_percent"] for c in cs]
+        for j, m in enumerate(("none", "liu", "calibration", "ours")):
+            ax.errorbar(x, [c[m]["mean"] for c in cs], yerr=[c[m]["std"] for c in cs], marker="o", ms=4, capsize=3,
+                        color=f"C{j}", label=names[m])
+        for j, m in ((1, "liu"), (3, "ours")):
+            ax.scatter([cfg.headline_percent], [PAPER_TABLE1[m][case]], marker="x", s=60, color=f"C{j}", zorder=5)
+        ax.axhline(software, ls="--", color="gray")
+        ax.set_title(f"defects in {case}", fontsize=10)
+        ax.set_xlabel("defect percent α (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][0].scatter([], [], marker="x", color="k", label=f"paper (at {cfg.headline_percent:g} %: rate not given)")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    run.save_figure(fig, "table1.png")

@@ -30,10 +30,14 @@ clean        the whole track is too clean: σ = 0.3 m white noise, no bias (a si
              for real ADS-B the track is first smoothed (centred 5-point moving average)
 ===========  ==========================================================================
 
-**Features** per step ``t = 1…L`` (all divided by ``speed_scale``, the profile's v_max):
-``[Δx_t/Δt, Δy_t/Δt, v_e,t, v_n,t]`` -- displacement rate and reported velocity (speed · (sin ψ,
-cos ψ)), so consistency between where the track goes and what it reports is learnable. Labels:
-0 = true, 1 = false; ``attack`` holds the attack index (−1 for true tracks).
+**Features** per step ``t = 1…L``: the displacement rate and the reported velocity (speed ·
+(sin ψ, cos ψ)), divided by ``speed_scale`` (the profile's v_max), and their difference (the
+innovation, as a Kalman filter would form it) divided by ``residual_scale`` (10 m/s)::
+
+    [Δx_t/Δt, Δy_t/Δt, v_e,t, v_n,t] / v_max,   [Δx_t/Δt − v_e,t, Δy_t/Δt − v_n,t] / 10 m/s
+
+(``residual_features=False`` keeps only the first four.) Labels: 0 = true, 1 = false; ``attack``
+holds the attack index (−1 for true tracks).
 """
 
 from __future__ import annotations
@@ -118,6 +122,8 @@ class TrajectoryConfig:
     clean_sigma: float = 0.3
     min_speed: float = 30.0
     max_gap_s: float = 5.0
+    residual_features: bool = True
+    residual_scale: float = 10.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -128,6 +134,7 @@ class TrajectoryConfig:
         check(self.profile in PROFILES, "trajectories.profile", self.profile, f"must be one of {sorted(PROFILES)}")
         check(self.source in ("synthetic", "adsb", "mixed"), "trajectories.source", self.source,
               "must be synthetic, adsb or mixed")
+        check(self.residual_scale > 0, "trajectories.residual_scale", self.residual_scale, "must be > 0 (m/s)")
         check(len(self.attacks) > 0, "trajectories.attacks", self.attacks, "needs at least one attack")
         for a in self.attacks:
             check(a in ATTACKS, "trajectories.attacks", a, f"each attack must be one of {list(ATTACKS)}")
@@ -138,7 +145,7 @@ class TrajectoryConfig:
 
 @dataclass
 class TrajectoryData:
-    """Features ``(N, L, 4)`` float32, labels ``(N,)`` (1 = false), attack index ``(N,)`` (−1 = true)."""
+    """Features ``(N, L, 6)`` (or 4) float32, labels ``(N,)`` (1 = false), attack index ``(N,)`` (−1 = true)."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -262,12 +269,18 @@ def apply_attacks(pos: torch.Tensor, kinds: torch.Tensor, cfg: TrajectoryConfig,
 
 
 def track_features(pos: torch.Tensor, speed: torch.Tensor, course: torch.Tensor, speed_scale: float,
-                   dt: float = 1.0) -> torch.Tensor:
-    """``(n, L+1)`` points → ``(n, L, 4)`` features ``[Δx/Δt, Δy/Δt, v_e, v_n] / speed_scale``."""
+                   dt: float = 1.0, residual_scale: float | None = 10.0) -> torch.Tensor:
+    """``(n, L+1)`` points → ``(n, L, 6)`` features (``(n, L, 4)`` with ``residual_scale=None``).
+
+    ``[Δx/Δt, Δy/Δt, v_e, v_n] / speed_scale`` and the innovation ``[Δx/Δt − v_e, Δy/Δt − v_n] /
+    residual_scale`` (how far the position-derived velocity is from the reported one).
+    """
     d = torch.diff(pos, dim=1) / dt
-    ve = speed[:, 1:] * torch.sin(course[:, 1:])
-    vn = speed[:, 1:] * torch.cos(course[:, 1:])
-    return (torch.cat([d, ve.unsqueeze(-1), vn.unsqueeze(-1)], -1) / speed_scale).float()
+    v = torch.stack([speed[:, 1:] * torch.sin(course[:, 1:]), speed[:, 1:] * torch.cos(course[:, 1:])], -1)
+    feats = [d / speed_scale, v / speed_scale]
+    if residual_scale is not None:
+        feats.append((d - v) / residual_scale)
+    return torch.cat(feats, -1).float()
 
 
 # ------------------------------------------------------------------------------------ ADS-B data
@@ -452,7 +465,8 @@ def _build(n: int, real: torch.Tensor | None, cfg: TrajectoryConfig, g: torch.Ge
     if n_syn:
         base[:n_syn] = truth[0]
     spoofed = apply_attacks(pos_t, kinds, cfg, g, truth=base, gps_sigma=prof.gps_sigma)
-    x = track_features(spoofed, speed_t, course_t, prof.v_max)
+    x = track_features(spoofed, speed_t, course_t, prof.v_max,
+                       residual_scale=cfg.residual_scale if cfg.residual_features else None)
     perm = torch.randperm(n, generator=g)
     return x[perm], (kinds[perm] >= 0).long(), kinds[perm], is_real[perm]
 

@@ -109,7 +109,10 @@ class ActQuant(nn.Module):
 
     Observes its input while the module is training (or inside :func:`calibration`), then quantizes
     with the observed range. ``natural_range`` is used by the ``fixed`` observer (e.g. (0, 1) for a
-    sigmoid output); without one a ``fixed`` request falls back to ``ema``.
+    sigmoid output); without one a ``fixed`` request falls back to ``ema``. The forward uses
+    PyTorch's fused ``fake_quantize_per_tensor_affine`` kernel (same formula as
+    :func:`~memristive.quant.quantize_asymmetric`, float32 arithmetic: within float32 rounding of a
+    tie a value may land on the neighbouring level; clipped-STE gradient).
     """
 
     def __init__(self, bits: int | None = None, observer: str = "ema", momentum: float = 0.01,

@@ -36,11 +36,11 @@ class DTGACompareConfig:
 
     dataset: str = "mnist"
     schemes: list[str] = field(default_factory=lambda: ["baseline", "dtga"])
-    epochs: int = 10
+    epochs: int = 8
     n_train: int | None = None
     n_test: int | None = None
-    noise: float = 0.0
-    trials: int = 3
+    noise: float = 0.01
+    trials: int = 2
     seed: int = 0
     threads: int = 1
     insitu: InSituConfig = field(default_factory=InSituConfig)
@@ -215,8 +215,8 @@ class DTGANoiseConfig:
     noise_factors: list[float] = field(default_factory=lambda: [0.0, 0.01, 0.02, 0.03, 0.04, 0.05])
     p2p_modes: list[str] = field(default_factory=lambda: ["multiplicative", "additive"])
     schemes: list[str] = field(default_factory=lambda: ["baseline", "dtga"])
-    epochs: int = 3
-    n_train: int | None = None
+    epochs: int = 2
+    n_train: int | None = 30000
     n_test: int | None = None
     trials: int = 1
     seed: int = 0
@@ -316,11 +316,11 @@ class DTGAAblationConfig:
     dataset: str = "mnist"
     schemes: list[str] = field(default_factory=lambda: ["baseline", "dt", "ga", "dtga"])
     dt_rules: list[str] = field(default_factory=lambda: ["device", "layer", "decay"])
-    epochs: int = 5
+    epochs: int = 4
     n_train: int | None = None
     n_test: int | None = None
-    noise: float = 0.0
-    trials: int = 2
+    noise: float = 0.01
+    trials: int = 1
     seed: int = 0
     threads: int = 1
     insitu: InSituConfig = field(default_factory=InSituConfig)

@@ -184,7 +184,10 @@ def threshold_for(rule: UpdateRule, acc: torch.Tensor, step: torch.Tensor, dw0: 
         return rule.dt_factor * step
     if rule.dt_rule == "layer":
         # one threshold per layer and trial: κ·std of the accumulator over that layer's weights
-        return rule.dt_kappa * acc.flatten(1).std(dim=1).reshape(-1, *(1,) * (acc.dim() - 1))
+        flat = acc.flatten(1)
+        mean = flat.mean(dim=1)
+        var = ((flat * flat).mean(dim=1) - mean * mean).clamp(min=0) * (flat.shape[1] / max(flat.shape[1] - 1, 1))
+        return rule.dt_kappa * var.sqrt().reshape(-1, *(1,) * (acc.dim() - 1))
     return torch.as_tensor(rule.threshold * dw0 * rule.dt_decay ** epoch, dtype=acc.dtype, device=acc.device)
 
 
@@ -279,19 +282,19 @@ class VTEAMLinear(nn.Module):
         predicted |ΔW| of one pulse (nominal model at the read state)."""
         dev = self.devices.dev
         g_pos, g_neg = g[:, 0], g[:, 1]
+        # state estimates from the reads (nominal model); s = 0 is R_on, s = 1 is R_off
+        s_pos = state_from_conductance(g_pos, dev.r_on, dev.r_off, dev.iv)
+        s_neg = state_from_conductance(g_neg, dev.r_on, dev.r_off, dev.iv)
         if rule.pair_rule == "headroom":
-            # state estimates from the reads (nominal model); s = 0 is R_on, s = 1 is R_off.
             # W up: SET G+ (headroom s+) or RESET G- (1-s-); W down: RESET G+ (1-s+) or SET G- (s-)
             # -> choose G+ iff sgn·(s+ + s- − 1) >= 0
-            s_sum = state_from_conductance(g_pos, dev.r_on, dev.r_off, dev.iv) + state_from_conductance(
-                g_neg, dev.r_on, dev.r_off, dev.iv) - 1
-            pos = (sgn * s_sum).sign_().add_(1).clamp_(max=1)
+            pos = (sgn * (s_pos + s_neg - 1)).sign_().add_(1).clamp_(max=1)
         else:
             pos = sgn.clamp(min=0)
         gsign = sgn * (2 * pos - 1)
         is_set = gsign.clamp(min=0)
         g_c = g_neg + pos * (g_pos - g_neg)
-        s_c = state_from_conductance(g_c, dev.r_on, dev.r_off, dev.iv).clamp_(0, 1)
+        s_c = (s_neg + pos * (s_pos - s_neg)).clamp_(0, 1)
         u1 = self.u_reset_nom + is_set * (self.u_set_nom - self.u_reset_nom)
         g_next = conductance(advance(s_c, u1, **dev.window_params()), dev.r_on, dev.r_off, dev.iv)
         return pos, gsign, g_c, (g_next - g_c).abs_().div_(self.k)
@@ -361,7 +364,7 @@ class InSituConfig:
     bias: bool = True
     w_max: list[float] = field(default_factory=lambda: [1.0, 4.0])
     init_gain: float = 1.0
-    lr: float = 0.5
+    lr: float = 2.0
     batch_size: int = 100
     device: str | VTEAMDevice = "dtga"
     pulse: Pulse = field(default_factory=Pulse)

@@ -13,6 +13,15 @@ from memristive.nonideal import ReadNoise
 from memristive.quant import QuantConfig, WeightNoise
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny recurrent ops: one thread (OpenMP spin-waits collapse on a busy shared CPU)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _gru(n_in=5, h=7, layers=2, seed=0):
     torch.manual_seed(seed)
     return torch.nn.GRU(n_in, h, num_layers=layers, batch_first=True).double()
@@ -155,7 +164,6 @@ def test_readout_all_and_regression_metric():
 
 
 def test_fp_then_qat_pipeline_learns_toy_task():
-    torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(480, 10, 2, generator=g)
     y = (x[:, :, 0].sum(1) > 0).long()

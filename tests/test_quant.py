@@ -28,6 +28,15 @@ from memristive.quant import (
     weight_noise,
 )
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny recurrent ops: one thread (OpenMP spin-waits collapse on a busy shared CPU)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 ALL_BITS = list(range(2, 17))
 
 

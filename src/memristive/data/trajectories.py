@@ -165,7 +165,8 @@ def _u(gen, shape, lo, hi):
 def synthetic_tracks(n: int, steps: int, profile: MotionProfile | str = "aircraft", dt: float = 1.0,
                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """``n`` true tracks of ``steps`` points. Returns float64 tensors ``truth (n, steps, 2)``,
-    ``pos`` (GPS-observed), ``speed`` and ``course`` (reported; course in radians from north)."""
+    ``pos`` (GPS-observed), ``speed`` and ``course`` (reported; course in radians from north) and the
+    noise-free ``true_speed``/``true_course`` ``(n, steps)``."""
     p = PROFILES[profile] if isinstance(profile, str) else profile
     g = generator
     v = _u(g, (n,), max(p.v_min, 0.3 * p.v_max), p.v_max * 0.9)
@@ -204,7 +205,8 @@ def synthetic_tracks(n: int, steps: int, profile: MotionProfile | str = "aircraf
     obs = truth + torch.stack(biases, 1) + p.gps_sigma * torch.randn(n, steps, 2, generator=g, dtype=torch.float64)
     rep_speed = (speed + p.speed_noise * torch.randn(n, steps, generator=g, dtype=torch.float64)).clamp(min=0)
     rep_course = course + math.radians(p.course_noise_deg) * torch.randn(n, steps, generator=g, dtype=torch.float64)
-    return {"truth": truth, "pos": obs, "speed": rep_speed, "course": rep_course}
+    return {"truth": truth, "pos": obs, "speed": rep_speed, "course": rep_course, "true_speed": speed,
+            "true_course": course}
 
 
 def _moving_average(pos: torch.Tensor, k: int = 5) -> torch.Tensor:
@@ -365,7 +367,7 @@ def _segments_from_records(recs: list[dict], max_gap_s: float, min_points: int) 
             if len(seg_idx) < 2:
                 continue
             ts, s = t[seg_idx], a[seg_idx]
-            grid = np.arange(ts[0], ts[-1] + 1e-9, 1.0)
+            grid = ts[0] + np.arange(int(np.floor(ts[-1] - ts[0] + 1e-6)) + 1, dtype=np.float64)
             if len(grid) < min_points:
                 continue
             lat0, lon0 = s[0, 1], s[0, 2]

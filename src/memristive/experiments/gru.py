@@ -172,8 +172,8 @@ class TrajectoriesConfig:
     "trajectories",
     "Memristor GRU on true/false trajectories: accuracy vs bit width 2-16 (FP -> QAT, ideal crossbar check)",
     TrajectoriesConfig,
-    quick=dict(data=dict(n_train=600, n_test=300, steps=24, source="synthetic"), model=dict(hidden=16, layers=1),
-               fp=dict(epochs=3, batch_size=64), qat=dict(epochs=1, batch_size=128), bits=[3, 6, 16]),
+    quick=dict(data=dict(n_train=400, n_test=200, steps=16, source="synthetic"), model=dict(hidden=16, layers=1),
+               fp=dict(epochs=3, batch_size=64, lr=0.01), qat=dict(epochs=1, batch_size=128), bits=[3, 6, 16]),
 )
 def run_trajectories(cfg: TrajectoriesConfig, run: RunFolder) -> dict:
     _set_threads(cfg.threads)
@@ -289,8 +289,8 @@ def _plot_variation(run: RunFolder, rows: list[dict], cfg: GRUVariationConfig) -
     "gru-variation",
     "Memristor GRU (6 bit) under device variation 0-28 %: QAT without vs with weight-noise training (Fig. 7)",
     GRUVariationConfig,
-    quick=dict(data=dict(n_train=600, n_test=200, steps=24, source="synthetic"), model=dict(hidden=16, layers=1),
-               fp=dict(epochs=3, batch_size=64), qat=dict(epochs=1, batch_size=128), variations=[0.0, 0.14, 0.28],
+    quick=dict(data=dict(n_train=400, n_test=200, steps=16, source="synthetic"), model=dict(hidden=16, layers=1),
+               fp=dict(epochs=3, batch_size=64, lr=0.01), qat=dict(epochs=1, batch_size=128), variations=[0.0, 0.14, 0.28],
                trials=3),
 )
 def run_gru_variation(cfg: GRUVariationConfig, run: RunFolder) -> dict:

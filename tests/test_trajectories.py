@@ -152,7 +152,7 @@ def test_adsb_parsing_segments_and_local_frame(tmp_path):
     assert a[:, 3] == pytest.approx(200 * 0.514444, rel=1e-6) and a[:, 2] == pytest.approx(0.0, abs=1e-6)
     b = next(s for s in segs if len(s) == 100)
     assert b[:, 2] == pytest.approx(150 * 0.514444, rel=1e-6)  # east, row with missing speed interpolated
-    assert (tmp_path / "traffic-2.13" / "segments_gap5_dt1.5.npz").is_file()
+    assert (tmp_path / "traffic-2.13" / "segments_v2_gap5_dt1.5.npz").is_file()
     assert len(load_adsb_segments(tmp_path, min_points=120)) == 2  # cached, filtered by length
     # non-overlapping 41-point windows: 150 -> 3, 130 -> 3, 100 -> 2, 80 -> 1
     d = make_trajectory_dataset(TrajectoryConfig(n_train=8, n_test=4, steps=40, source="mixed"), root=tmp_path)

@@ -386,7 +386,7 @@ def load_adsb_segments(root: str | Path | None = None, max_gap_s: float = 5.0, m
     """Real 1 Hz ADS-B segments ``[(n_i, 4) x, y, v_e, v_n]`` of at least ``min_points`` points
     (all segments of >= 16 points are cached as an .npz beside the samples)."""
     samples = fetch_traffic_samples(root)
-    cache = _traffic_dir(root) / f"segments_gap{max_gap_s:g}_dt{max_median_dt:g}.npz"
+    cache = _traffic_dir(root) / f"segments_v2_gap{max_gap_s:g}_dt{max_median_dt:g}.npz"
     if cache.is_file():
         try:
             z = np.load(cache)

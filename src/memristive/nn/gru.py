@@ -161,11 +161,12 @@ def _recurrence(preact, steps: int, h: torch.Tensor, acts: GateQuant) -> tuple[t
     n_h = h.shape[-1]
     outs = []
     for t in range(steps):
-        a = preact(t, h)
-        r = acts.r(torch.sigmoid(a[..., :n_h]))
-        z = acts.z(torch.sigmoid(a[..., n_h : 2 * n_h]))
-        n = acts.n(torch.tanh(a[..., 2 * n_h : 3 * n_h] + r * a[..., 3 * n_h :]))
-        h = acts.h(n + z * (h - n))
+        # split/unbind (not slicing) keep the backward pass linear in the number of steps
+        a_rz, a_nx, a_nh = preact(t, h).split([2 * n_h, n_h, n_h], -1)
+        r_pre, z_pre = torch.sigmoid(a_rz).split(n_h, -1)
+        r, z = acts.r(r_pre), acts.z(z_pre)
+        n = acts.n(torch.tanh(torch.addcmul(a_nx, r, a_nh)))
+        h = acts.h(torch.addcmul(n, z, h - n))
         outs.append(h)
     return torch.stack(outs, 2), h
 
@@ -180,13 +181,15 @@ def _run_linear_layer(x, w_x, b, w_h, h0, acts):
         xp = torch.matmul(x, w_x.unsqueeze(1))  # (T, B, L, 4h)
         if b is not None:
             xp = xp + b[:, None, None, :]
+        xs = xp.unbind(2)
 
         def preact(t, h):
-            return torch.baddbmm(xp[:, :, t], h, w_h)
+            return torch.baddbmm(xs[t], h, w_h)
     else:
+        xs = x.unbind(2)
 
         def preact(t, h):
-            p = torch.matmul(x[:, :, t], w_x)
+            p = torch.matmul(xs[t], w_x)
             if b is not None:
                 p = p + b[:, None, :]
             return torch.baddbmm(p, h, w_h)

@@ -21,6 +21,7 @@ from .functional import (
     MAX_BITS,
     MIN_BITS,
     asymmetric_qparams,
+    asymmetric_qparams_float,
     check_bits,
     quantize_asymmetric,
     quantize_symmetric,
@@ -44,7 +45,7 @@ from .observers import OBSERVERS, Observer
 
 __all__ = [
     "MIN_BITS", "MAX_BITS", "ste_round", "check_bits", "symmetric_qmax", "symmetric_scale", "symmetric_codes",
-    "quantize_symmetric", "asymmetric_qparams", "quantize_asymmetric",
+    "quantize_symmetric", "asymmetric_qparams", "asymmetric_qparams_float", "quantize_asymmetric",
     "QuantConfig", "ActQuant", "QuantLinear", "calibration", "column_scale", "quantize_weight", "weight_codes",
     "GRANULARITIES", "NOISE_MODES", "WeightNoise", "DeviceVariation", "weight_noise", "conductance_variation",
     "Observer", "OBSERVERS",

@@ -33,6 +33,7 @@ __all__ = [
     "symmetric_codes",
     "quantize_symmetric",
     "asymmetric_qparams",
+    "asymmetric_qparams_float",
     "quantize_asymmetric",
     "MIN_BITS",
     "MAX_BITS",
@@ -117,6 +118,15 @@ def asymmetric_qparams(a_min, a_max, bits: int) -> tuple[torch.Tensor, torch.Ten
     s = torch.where(s > _TINY, s, torch.full_like(s, _TINY))
     z = torch.clamp(torch.round(-lo / s), 0, n)
     return s, z
+
+
+def asymmetric_qparams_float(a_min: float, a_max: float, bits: int) -> tuple[float, int]:
+    """:func:`asymmetric_qparams` on Python numbers (the fast path of the activation quantizer)."""
+    lo, hi = min(float(a_min), 0.0), max(float(a_max), 0.0)
+    n = 2**bits - 1
+    s = (hi - lo) / n
+    s = s if s > _TINY else _TINY
+    return s, int(min(max(round(-lo / s), 0), n))  # round(): half to even, like torch.round
 
 
 def quantize_asymmetric(a: torch.Tensor, bits: int, a_min, a_max) -> torch.Tensor:

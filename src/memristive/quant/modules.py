@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..config import check
-from .functional import asymmetric_qparams, check_bits, quantize_symmetric, symmetric_codes, symmetric_qmax
+from .functional import asymmetric_qparams_float, check_bits, quantize_symmetric, symmetric_codes, symmetric_qmax
 from .noise import WeightNoise
 from .observers import Observer
 
@@ -139,8 +139,7 @@ class ActQuant(nn.Module):
                 "ActQuant has no observed range yet: train the model (training mode) or run it inside "
                 "memristive.quant.calibration(model) on sample data before evaluating it quantized"
             )
-        s, z = asymmetric_qparams(self.observer.min_val.double(), self.observer.max_val.double(), self.bits)
-        return float(s), int(z)
+        return asymmetric_qparams_float(float(self.observer.min_val), float(self.observer.max_val), self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits is None:

@@ -161,3 +161,24 @@ def test_pybamm_simulation_is_physical_and_cached(tmp_path):
     assert list((tmp_path / "cache").glob("*.npz"))
     again = B.simulate_cycle("udds", 25.0, 0.9, cfg, cache_dir=tmp_path / "cache", root=tmp_path)
     assert np.array_equal(again["voltage_v"], run["voltage_v"])
+
+
+def test_soc_experiment_smoke(tmp_path, monkeypatch):
+    """``memristive run soc`` end to end on two short simulated temperatures (needs PyBaMM)."""
+    pytest.importorskip("pybamm", reason="PyBaMM is the optional 'battery' extra (pip install 'memristive[battery]')")
+    from memristive.experiments import run_experiment
+
+    monkeypatch.setenv("MEMRISTIVE_DATA", str(tmp_path))
+    (tmp_path / "drive-cycles").mkdir()
+    t = np.arange(0, 121)
+    for k, name in enumerate(B.DRIVE_CYCLES):  # short synthetic trips instead of the fastsim download
+        _write_cycle(tmp_path / "drive-cycles" / f"{name}.csv", t, np.clip(np.sin(np.pi * t / (60 + 20 * k)) * 20, 0, None))
+    over = ["battery.max_hours=0.05", "battery.parameter_set=Chen2020", "battery.model=SPM", "window=10", "step_s=4",
+            "train_stride_s=8", "test_stride_s=8"]
+    res, run = run_experiment("soc", out=tmp_path / "soc", quick=True, overrides=over)
+    m = res["metrics"]
+    assert m["substitute"] and "simulated" in m["data_source"]
+    assert [r["bits"] for r in m["table"]] == ["fp", 8, 4]
+    assert set(m["full_precision_rmse"]) == {"0", "25"} and m["table"][0]["paper_25C"] == 0.58
+    assert all(v >= 0 for v in m["full_precision_rmse"].values())
+    assert (run.path / "soc_rmse_vs_bits.png").is_file()

@@ -184,3 +184,39 @@ def test_mfcc_stats_baseline_separable_vs_random():
     assert U.mfcc_stats_baseline(feats, labels, tr, te, epochs=100) == 1.0
     noise = torch.randn(200, 10, 6, generator=g)
     assert U.mfcc_stats_baseline(noise, labels, tr, te, epochs=100) < 0.5
+
+
+# ----------------------------------------------------------------------------------- experiments
+def test_urbansound_experiments_smoke(tmp_path, monkeypatch):
+    """Both sound experiments run end to end on a tiny substitute (and resume from their checkpoints)."""
+    import json
+
+    from memristive.experiments import run_experiment
+
+    monkeypatch.setenv("MEMRISTIVE_DATA", str(tmp_path / "data"))
+    small = ["duration=1.0", "substitute.clips_per_class=10", "substitute.speech_pool=4", "fp.epochs=2", "trials=2"]
+    res, run = run_experiment("urbansound-bits", out=tmp_path / "bits", quick=True, overrides=small + ["bits=[3,16]"])
+    m = res["metrics"]
+    assert m["substitute"] and "SUBSTITUTE" in m["data_source"]
+    assert [r["bits"] for r in m["table"]] == [3, 16] and m["table"][1]["paper"] == 93.82
+    assert all(0 <= r["software"] <= 100 and 0 <= r["crossbar_mean"] <= 100 for r in m["table"])
+    assert (run.path / "accuracy_vs_bits.png").is_file() and (run.path / "results.csv").is_file()
+    assert sum(sum(row) for row in m["folds"][0]["confusion_fp"]) == 10  # one test fold of 10 clips
+    again, _ = run_experiment("urbansound-bits", out=tmp_path / "bits", quick=True, overrides=small + ["bits=[3,16]"])
+    assert "fp_model" in again["resumed_points"] and again["metrics"]["table"] == m["table"]
+    res, run = run_experiment("urbansound-snr", out=tmp_path / "snr", quick=True, overrides=small + ["snr_db=[0]"])
+    table = res["metrics"]["table"]
+    assert [r["snr_db"] for r in table] == ["clean", 0.0] and table[1]["paper_fp"] == 79.52
+    assert json.loads((run.path / "results.json").read_text())["metrics"]["bits"] == 6
+
+
+def test_sound_config_rejects_conflicting_rates():
+    from memristive.config import ConfigError
+    from memristive.experiments.audio_soc import UrbanSoundBitsConfig
+
+    cfg = UrbanSoundBitsConfig(duration=2.0)
+    assert cfg.features.duration == 2.0 and cfg.substitute.duration == 2.0
+    with pytest.raises(ConfigError, match="features.sample_rate"):
+        UrbanSoundBitsConfig(features=FeatureConfig(sample_rate=16000))
+    with pytest.raises(ConfigError, match="bits"):
+        UrbanSoundBitsConfig(bits=[1])

@@ -351,48 +351,80 @@ def _speed(y: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(np.linspace(0, len(y) - 1, n), np.arange(len(y)), y).astype(np.float32)
 
 
+@lru_cache(maxsize=16)
+def _grid(n: int, sr: int) -> tuple[int, np.ndarray]:
+    """A fast FFT length >= n and its rfft frequencies (zero padding also avoids circular wrap-around)."""
+    from scipy.fft import next_fast_len
+
+    m = next_fast_len(int(n), real=True)
+    return m, np.fft.rfftfreq(m, 1 / sr).astype(np.float32)
+
+
+def _filter(x: np.ndarray, sr: int, gain) -> np.ndarray:
+    """Zero-phase FFT-domain filter: ``gain(f)`` (a function of the frequency grid in Hz)."""
+    from scipy.fft import irfft, rfft
+
+    n = len(x)
+    m, f = _grid(n, sr)
+    return irfft(rfft(np.asarray(x, np.float32), m) * gain(f), m)[:n].astype(np.float32)
+
+
+def _smooth(x: np.ndarray, k: int) -> np.ndarray:
+    """Centred moving average of width ``k`` (cumulative sums; same length)."""
+    k = max(1, int(k))
+    c = np.cumsum(np.pad(np.asarray(x, np.float64), (k // 2, k - 1 - k // 2), mode="edge"))
+    c = np.concatenate([[0.0], c])
+    return ((c[k:] - c[:-k]) / k).astype(np.float32)
+
+
 def _band(x: np.ndarray, sr: int, lo: float, hi: float, order: float = 4.0) -> np.ndarray:
     """Smooth FFT-domain band-pass (Butterworth-magnitude shaped)."""
-    n = len(x)
-    f = np.fft.rfftfreq(n, 1 / sr)
-    g = np.ones_like(f)
-    if lo > 0:
-        g *= 1 / np.sqrt(1 + (lo / np.maximum(f, 1e-3)) ** (2 * order))
-    if hi < sr / 2:
-        g *= 1 / np.sqrt(1 + (f / hi) ** (2 * order))
-    return np.fft.irfft(np.fft.rfft(x) * g, n).astype(np.float32)
+
+    def gain(f):
+        g = np.ones_like(f)
+        if lo > 0:
+            g = g / np.sqrt(1 + (lo / np.maximum(f, lo * 1e-3)) ** (2 * order))
+        if hi < sr / 2:
+            g = g / np.sqrt(1 + (f / hi) ** (2 * order))
+        return g
+
+    return _filter(x, sr, gain)
 
 
 def _resonator(x: np.ndarray, sr: int, fc: float, bw: float) -> np.ndarray:
     """Gaussian-shaped spectral resonance at ``fc`` with bandwidth ``bw`` (Hz)."""
-    n = len(x)
-    f = np.fft.rfftfreq(n, 1 / sr)
-    g = np.exp(-0.5 * ((f - fc) / max(bw, 1.0)) ** 2)
-    return np.fft.irfft(np.fft.rfft(x) * g, n).astype(np.float32)
+    return _filter(x, sr, lambda f: np.exp(-0.5 * ((f - fc) / max(bw, 1.0)) ** 2))
 
 
 def _colored(rng, n: int, beta: float) -> np.ndarray:
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(len(spec), dtype=np.float64)
-    f[0] = 1
-    y = np.fft.irfft(spec * f ** (-beta / 2), n)
+    """Unit-RMS noise with power spectrum ~ 1/f^beta."""
+    w = rng.standard_normal(n, dtype=np.float32)
+    y = _filter(w, 1, lambda f: np.where(f > 0, np.maximum(f, 1e-9) ** (-beta / 2), 0.0).astype(np.float32))
     return _norm(y - y.mean()).astype(np.float32)
 
 
 def _eq(rng, x: np.ndarray, sr: int, max_db: float = 9.0) -> np.ndarray:
-    """Random smooth EQ: a tilt plus 2 random peaks/notches (±``max_db``)."""
-    n = len(x)
-    f = np.fft.rfftfreq(n, 1 / sr)
-    lf = np.log2(np.maximum(f, 20) / 1000)
-    gdb = rng.uniform(-3, 3) * lf
-    for _ in range(2):
-        c = rng.uniform(-3, 3.3)
-        gdb += rng.uniform(-max_db, max_db) * np.exp(-0.5 * ((lf - c) / rng.uniform(0.3, 1.5)) ** 2)
-    return np.fft.irfft(np.fft.rfft(x) * 10 ** (gdb / 20), n).astype(np.float32)
+    """Random smooth EQ: a tilt plus 2 random peaks/notches (+-``max_db``)."""
+    tilt = rng.uniform(-3, 3)
+    peaks = [(rng.uniform(-3, 3.3), rng.uniform(-max_db, max_db), rng.uniform(0.3, 1.5)) for _ in range(2)]
+
+    def gain(f):
+        lf = np.log2(np.maximum(f, 20) / 1000)
+        gdb = tilt * lf
+        for c, a, w in peaks:
+            gdb = gdb + a * np.exp(-0.5 * ((lf - c) / w) ** 2)
+        return (10 ** (gdb / 20)).astype(np.float32)
+
+    return _filter(x, sr, gain)
+
+
+def _fftconv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from scipy.signal import oaconvolve
+
+    return oaconvolve(np.asarray(a, np.float32), np.asarray(b, np.float32)).astype(np.float32)
 
 
 def _reverb(rng, x: np.ndarray, sr: int, rt60: float, wet: float) -> np.ndarray:
-    from scipy.signal import fftconvolve
 
     m = int(min(rt60, 1.2) * sr)
     t = np.arange(m) / sr
@@ -400,7 +432,7 @@ def _reverb(rng, x: np.ndarray, sr: int, rt60: float, wet: float) -> np.ndarray:
     ir = _band(ir.astype(np.float32), sr, 80, rng.uniform(3000, 9000), 1)
     ir[0] = 0
     ir = ir / (np.sqrt(np.sum(ir**2)) + 1e-12)
-    y = fftconvolve(x, ir)[: len(x)]
+    y = _fftconv(x, ir)[: len(x)]
     return ((1 - wet) * x + wet * y * _rms(x) / _rms(y)).astype(np.float32)
 
 
@@ -438,7 +470,7 @@ def _gate(rng, n: int, sr: int, on: tuple, off: tuple, start_on: bool = True) ->
         i += max(d, 1)
         state = not state
     k = max(1, int(0.005 * sr))
-    return np.convolve(g, np.ones(k) / k, mode="same").astype(np.float32)
+    return _smooth(g, k)
 
 
 # ====================================================================================== generators
@@ -528,7 +560,7 @@ def _engine_idling(rng, n, sr, ctx):
     m = int(0.05 * sr)
     fr = rng.uniform(60, 250)
     kernel = np.sin(2 * np.pi * fr * np.arange(m) / sr) * np.exp(-np.arange(m) / sr / rng.uniform(0.005, 0.02))
-    y = np.convolve(pulses, kernel)[:n]
+    y = _fftconv(pulses, kernel)[:n]
     rumble = _band(rng.standard_normal(n).astype(np.float32), sr, 20, rng.uniform(300, 1500), 2)
     return _norm(y) + rng.uniform(0.2, 1.0) * _norm(rumble)
 
@@ -567,7 +599,7 @@ def _jackhammer(rng, n, sr, ctx):
     for _ in range(3):
         ring += np.sin(2 * np.pi * rng.uniform(1000, 5000) * tt) * np.exp(-tt / rng.uniform(0.005, 0.03))
     click = rng.standard_normal(m) * np.exp(-tt / 0.002)
-    y = np.convolve(pulses, ring + rng.uniform(0.5, 2) * click)[:n]
+    y = _fftconv(pulses, ring + rng.uniform(0.5, 2) * click)[:n]
     comp = _band(rng.standard_normal(n).astype(np.float32), sr, 200, rng.uniform(2000, 6000), 2)
     y = _norm(y) + rng.uniform(0.1, 0.6) * _norm(comp)
     return y * _gate(rng, n, sr, (0.4, 2.5), (0.1, 0.6), start_on=rng.random() < 0.7)
@@ -583,7 +615,7 @@ def _siren(rng, n, sr, ctx):
         f0 = lo + (hi - lo) * ((t / rng.uniform(0.12, 0.4) + rng.uniform(0, 1)) % 1.0)
     else:  # hi-lo
         f0 = np.where(((t / rng.uniform(0.35, 0.8)) % 2) < 1, lo, hi)
-        f0 = np.convolve(f0, np.ones(64) / 64, mode="same")
+        f0 = _smooth(f0, 64)
     f0 = f0 * (1 + rng.uniform(-0.05, 0.05) * t / t[-1])  # Doppler drift
     return _tone(sr, f0, int(rng.integers(3, 9)), rng.uniform(0.5, 1.5), rng)
 
@@ -649,7 +681,7 @@ class SubstituteConfig:
     """The offline UrbanSound8K substitute (see the module docstring). ``clips_per_class`` clips of each
     of the 10 classes, spread evenly over folds 1–10; every clip is reproducible from ``(seed, index)``."""
 
-    clips_per_class: int = 400
+    clips_per_class: int = 300
     seed: int = 0
     sample_rate: int = 22050
     duration: float = 4.0
@@ -734,7 +766,7 @@ def generate_clip(index: int, cfg: SubstituteConfig, ctx=None) -> tuple[np.ndarr
                 w = np.zeros(n, np.float32)
                 a = int(rng.uniform(0, cfg.duration - 0.3) * sr)
                 w[a : a + int(rng.uniform(0.3, 2.0) * sr)] = 1
-                y = y * np.convolve(w, np.ones(256) / 256, mode="same")
+                y = y * _smooth(w, 256)
             elif u < 0.8 and ctx["interferers"]:
                 y = _real_event(rng, ctx["interferers"][rng.integers(len(ctx["interferers"]))], n, sr)
             elif ctx["adult"]:
@@ -787,7 +819,7 @@ def load_substitute(cfg: SubstituteConfig | None = None) -> SoundSet:
                       "(apt-get install openttd-opensfx for the real seed recordings)", stacklevel=2)
     source = (f"UrbanSound8K SUBSTITUTE (generated offline; not UrbanSound8K): {n} clips, seed {cfg.seed}; "
               f"OpenSFX recordings {'yes' if have_sfx else 'NO'}, espeak-ng {'yes' if have_espeak else 'NO (formant fallback)'}")
-    identity = {"dataset": "urbansound8k-substitute", "version": 1, **asdict(cfg), "opensfx": have_sfx,
+    identity = {"dataset": "urbansound8k-substitute", "version": 2, **asdict(cfg), "opensfx": have_sfx,
                 "espeak": have_espeak}
     return SoundSet(labels, folds, audio_fn, cfg.sample_rate, cfg.duration, "urbansound8k-substitute", source,
                     identity, substitute=True)

@@ -53,7 +53,7 @@ def _fp_default() -> TrainConfig:
 
 
 def _qat_default() -> TrainConfig:
-    return TrainConfig(epochs=3, lr=1e-3, batch_size=256)
+    return TrainConfig(epochs=2, lr=1e-3, batch_size=256)
 
 
 def trajectory_task(cfg: TrajectoryConfig) -> tuple[SequenceTask, dict]:

@@ -279,3 +279,232 @@ def _plot_table1(run: RunFolder, cells: list[dict], software: float, cfg: Table1
     axes[0][0].scatter([], [], marker="x", color="k", label=f"paper (at {cfg.headline_percent:g} %: rate not given)")
     axes[0][0].legend(fontsize=7, loc="lower left")
     run.save_figure(fig, "table1.png")
+
+
+# ============================================================================================ investigations
+MAPPING_VARIANTS = {
+    # name: (mapping overrides, clip varied conductances to [G_min, G_max], defect kind)
+    "offset (default)": ({}, False, "both"),
+    "offset, clipped variation": ({}, True, "both"),
+    "offset, stuck only": ({}, False, "stuck"),
+    "offset, variation only": ({}, False, "variation"),
+    "balanced": ({"balanced": True}, False, "both"),
+    "balanced, clipped variation": ({"balanced": True}, True, "both"),
+    "balanced, stuck only": ({"balanced": True}, False, "stuck"),
+    "balanced, variation only": ({"balanced": True}, False, "variation"),
+    "reference column": ({"scheme": "reference"}, False, "both"),
+}
+
+
+@dataclass
+class MappingStudyConfig:
+    """What the paper's no-calibration numbers imply: mapping, clipping, which cells are affected."""
+
+    dataset: str = "mnist"
+    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
+    activation: str = "abs"
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    n_train: int | None = None
+    n_test: int | None = None
+    defect_percents: list[float] = field(default_factory=lambda: [10, 20])
+    variants: list[str] = field(default_factory=lambda: list(MAPPING_VARIANTS))
+    beta: float = 0.5
+    sigma_low: float = 0.6
+    sigma_high: float = 1.0
+    trials: int = 100
+    seed: int = 0
+    crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+
+    def __post_init__(self) -> None:
+        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        for v in self.variants:
+            check(v in MAPPING_VARIANTS, "variants", v, f"each variant must be one of {list(MAPPING_VARIANTS)}")
+        for p in self.defect_percents:
+            check(0 <= p <= 100, "defect_percents", p, "each defect percent must lie in [0, 100]")
+
+
+def mapping_point(model: nn.Module, data, cfg: MappingStudyConfig, variant: str, percent: float, seed: int) -> dict:
+    from ..crossbar import weights_to_conductances
+    from ..nn import convert
+
+    overrides, clip, kind = MAPPING_VARIANTS[variant]
+    a, b = percent / 100, cfg.beta
+    defect = {"both": DefectPercent(a, b, cfg.sigma_low, cfg.sigma_high),
+              "stuck": DefectPercent(a * b, 1.0, cfg.sigma_low, cfg.sigma_high),
+              "variation": DefectPercent(a * (1 - b), 0.0, cfg.sigma_low, cfg.sigma_high)}[kind]
+    mapping = dataclasses.replace(cfg.crossbar.mapping, **overrides)
+    xcfg = dataclasses.replace(cfg.crossbar, mapping=mapping, nonidealities=[*cfg.crossbar.nonidealities, defect])
+    hw = convert(model, xcfg, trials=cfg.trials, seed=seed)
+    dev = xcfg.device
+    harmful, rel_err = [], []
+    for lin, layer in zip([m for m in model.modules() if isinstance(m, nn.Linear)],
+                          [m for m in hw.modules() if isinstance(m, CrossbarLinear)]):
+        xb = layer.crossbar
+        if clip:
+            for name in ("g_pos", "g_neg"):
+                getattr(xb, name).clamp_(dev.g_min, dev.g_max)
+        w = lin.weight.detach().t()
+        tp, tn, _ = weights_to_conductances(w, dev.g_min, dev.g_max, mapping)
+        # a device stuck at HRS matters only if its target was above G_min
+        hits = (xb.stuck_pos & (tp > dev.g_min * (1 + 1e-6))).sum()
+        total = xb.stuck_pos.sum()
+        if xb.stuck_neg.shape == xb.stuck_pos.shape:
+            hits = hits + (xb.stuck_neg & (tn > dev.g_min * (1 + 1e-6))).sum()
+            total = total + xb.stuck_neg.sum()
+        harmful.append(float(hits) / max(int(total), 1))
+        rel_err.append(float(((xb.weights() - w).norm(dim=(1, 2)) / w.norm()).mean()))
+    return {"accuracy": summary(accuracy(hw, data.x_test, data.y_test)),
+            "harmful_stuck_fraction": [round(h, 4) for h in harmful], "relative_weight_error": [round(e, 4) for e in rel_err]}
+
+
+@experiment(
+    "calibration-mapping",
+    "Calibration paper: what its no-calibration numbers imply — accuracy at 10/20 % defects for offset vs balanced "
+    "pairs, clipped vs unclipped variation, stuck-only vs variation-only (no compensation)",
+    MappingStudyConfig,
+    quick=dict(n_train=3000, n_test=1000, epochs=2, trials=3, defect_percents=[20],
+               variants=["offset (default)", "balanced"]),
+)
+def run_mapping(cfg: MappingStudyConfig, run: RunFolder) -> dict:
+    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
+    software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
+    rows = []
+    todo = [(v, p) for v in cfg.variants for p in cfg.defect_percents]
+    for v, p in tqdm(todo, desc=f"mapping variants ({cfg.trials} trials each)"):
+        seed = cfg.seed * 100003 + 1 + cfg.defect_percents.index(p)
+        res = run.checkpoint(f"mapping_{v}_{p:g}".replace(" ", "_").replace(",", "").replace("(", "").replace(")", ""),
+                             lambda: mapping_point(model, data, cfg, v, p, seed))
+        rows.append({"variant": v, "defect_percent": p, **res["accuracy"],
+                     "harmful_stuck_fraction_W1": res["harmful_stuck_fraction"][0],
+                     "relative_weight_error_W1": res["relative_weight_error"][0],
+                     "paper_no_calibration": PAPER_FIG6.get(p, {}).get("none", "")})
+    run.write_csv("mapping.csv", rows)
+    _plot_mapping(run, rows, software, cfg)
+    return {"software_accuracy": round(software, 3), "rows": rows}
+
+
+def _plot_mapping(run: RunFolder, rows: list[dict], software: float, cfg: MappingStudyConfig) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    n = len(cfg.defect_percents)
+    width = 0.8 / n
+    for j, p in enumerate(cfg.defect_percents):
+        rs = [r for r in rows if r["defect_percent"] == p]
+        xs = [i + j * width for i in range(len(rs))]
+        ax.bar(xs, [r["mean"] for r in rs], width, yerr=[r["std"] for r in rs], capsize=2, label=f"{p:g} % defects",
+               color=f"C{j}")
+        if p in PAPER_FIG6:
+            ax.axhline(PAPER_FIG6[p]["none"], color=f"C{j}", ls=":", label=f"paper, no calibration, {p:g} %")
+    ax.axhline(software, color="gray", ls="--", label=f"software {software:.2f} %")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cfg.variants))])
+    ax.set_xticklabels(cfg.variants, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("test accuracy (%), no compensation")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    run.save_figure(fig, "mapping.png")
+
+
+@dataclass
+class ThresholdStudyConfig:
+    """The threshold's trade-off (paper §1.2): accuracy vs device writes, for the output and update gates."""
+
+    dataset: str = "mnist"
+    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
+    activation: str = "abs"
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    n_train: int | None = None
+    n_test: int | None = None
+    defect_percent: float = 10
+    thresholds: list[float] = field(default_factory=lambda: [0.0, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1])
+    gates: list[str] = field(default_factory=lambda: ["output", "both"])
+    beta: float = 0.5
+    sigma_low: float = 0.6
+    sigma_high: float = 1.0
+    trials: int = 20
+    seed: int = 0
+    crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    insitu: InSituConfig = field(default_factory=lambda: InSituConfig(epochs=1, n_train=10000))
+
+    def __post_init__(self) -> None:
+        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        for g in self.gates:
+            check(g in ("output", "update", "both", "none"), "gates", g, "each gate must be output, update, both or none")
+        for t in self.thresholds:
+            check(t >= 0, "thresholds", t, "each threshold must be >= 0")
+
+
+@experiment(
+    "calibration-threshold",
+    "Calibration paper: in-situ threshold trade-off at one defect percent — accuracy vs device writes per gate",
+    ThresholdStudyConfig,
+    quick=dict(n_train=3000, n_test=1000, epochs=2, trials=2, thresholds=[0.0, 0.1], insitu={"n_train": 600},
+               calibration={"n_samples": 2000}),
+)
+def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
+    from ..nn import convert
+
+    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
+    defect = _defect(cfg.defect_percent, cfg.beta, cfg.sigma_low, cfg.sigma_high)
+    xcfg = dataclasses.replace(cfg.crossbar, nonidealities=[*cfg.crossbar.nonidealities, defect])
+    seed = cfg.seed * 100003 + 1
+
+    def base():
+        hw = convert(model, xcfg, trials=cfg.trials, seed=seed)
+        cal = calibrate(hw, model, data.x_train, cfg.calibration, inplace=True)
+        return {"none": summary(accuracy(hw, data.x_test, data.y_test)), "calibration": summary(accuracy(cal, data.x_test, data.y_test))}
+
+    ref = run.checkpoint("threshold_base", base)
+    rows = []
+    for gate in cfg.gates:
+        for th in tqdm(cfg.thresholds, desc=f"gate={gate}"):
+            def point():
+                hw = convert(model, xcfg, trials=cfg.trials, seed=seed)
+                cal = calibrate(hw, model, data.x_train, cfg.calibration, inplace=True)
+                st = insitu_train(cal, data.x_train, data.y_train, dataclasses.replace(cfg.insitu, gate=gate, threshold=th),
+                                  progress=False)
+                return {"accuracy": summary(accuracy(cal, data.x_test, data.y_test)),
+                        "writes_per_device_mean": st["writes_per_device_mean"], "writes_per_device_max": st["writes_per_device_max"],
+                        "gated_fraction": st["history"][-1]["gated_fraction_mean"] if st["history"] else 0.0,
+                        "epochs_run": st["epochs_run"]}
+            res = run.checkpoint(f"threshold_{gate}_{th:g}", point)
+            rows.append({"gate": gate, "threshold": th, **res["accuracy"], "writes_per_device_mean": round(res["writes_per_device_mean"], 3),
+                         "writes_per_device_max": res["writes_per_device_max"], "gated_fraction": res["gated_fraction"]})
+    run.write_csv("threshold.csv", rows)
+    _plot_threshold(run, rows, ref, cfg)
+    return {"before_insitu": ref, "rows": rows}
+
+
+def _plot_threshold(run: RunFolder, rows: list[dict], ref: dict, cfg: ThresholdStudyConfig) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for j, gate in enumerate(cfg.gates):
+        rs = [r for r in rows if r["gate"] == gate]
+        xs = [max(r["threshold"], 1e-4) for r in rs]
+        a1.errorbar(xs, [r["mean"] for r in rs], yerr=[r["std"] for r in rs], marker="o", capsize=3, color=f"C{j}", label=f"gate={gate}")
+        a2.plot(xs, [r["writes_per_device_mean"] for r in rs], marker="o", color=f"C{j}", label=f"gate={gate}")
+    a1.axhline(ref["calibration"]["mean"], ls=":", color="gray", label="calibration only")
+    for a in (a1, a2):
+        a.set_xscale("log")
+        a.set_xlabel("threshold (0 plotted at 1e-4)")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    a1.set_ylabel("test accuracy (%)")
+    a2.set_ylabel("writes per device (mean)")
+    fig.suptitle(f"{cfg.defect_percent:g} % defects, {cfg.trials} arrays", fontsize=10)
+    run.save_figure(fig, "threshold.png")

@@ -121,7 +121,7 @@ class _SharedInputMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w):
         T, n_in, n_out = w.shape
-        flat = w.permute(1, 0, 2).reshape(n_in, T * n_out)
+        flat = w.permute(1, 0, 2).reshape(n_in, T * n_out)  # a view when w is stored as (in, T, out)
         ctx.save_for_backward(x, flat)
         ctx.shape = (T, n_in, n_out)
         return (x @ flat).view(x.shape[0], T, n_out).transpose(0, 1)

@@ -171,7 +171,11 @@ def _permute_rows(array: DeviceArray, rows: torch.Tensor) -> None:
         buf.copy_(_rows(buf, rows))  # in place, so conductance-derived caches are invalidated
     for st in array._state.values():
         for key, val in list(st.items()):
-            st[key] = _rows(val, rows)
+            if isinstance(val, torch.Tensor):
+                st[key] = _rows(val, rows)
+    for sh in array._shared.values():
+        for key in list(sh):
+            sh[key] = _rows(sh[key], rows)
     array.w_int = _rows(array.w_int, rows)
     # prev drive/targets belong to the weights each physical row held; w_int moved with them
 

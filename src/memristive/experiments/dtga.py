@@ -321,7 +321,10 @@ def _plot_noise(run: RunFolder, rows: list[dict], cfg: DTGANoiseConfig) -> None:
 # ============================================================================ ablation
 @dataclass
 class DTGAAblationConfig:
-    """baseline / DT / GA / DTGA, plus DTGA with each alternative DT rule (``dt_rules``)."""
+    """baseline / DT / GA / DTGA, plus DTGA with each alternative DT rule (``dt_rules``).
+
+    ``validation=N`` holds out the last N training images and reports accuracy on them instead of the
+    test set (for choosing hyper-parameters without looking at the test set)."""
 
     dataset: str = "mnist"
     schemes: list[str] = field(default_factory=lambda: ["baseline", "dt", "ga", "dtga"])
@@ -329,6 +332,7 @@ class DTGAAblationConfig:
     epochs: int = 4
     n_train: int | None = None
     n_test: int | None = None
+    validation: int | None = None
     noise: float = 0.01
     trials: int = 1
     seed: int = 0
@@ -354,6 +358,11 @@ def run_dtga_ablation(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
 
 def _ablation_body(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
     data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    if cfg.validation:
+        check(cfg.validation < len(data.x_train), "validation", cfg.validation, "must be below the number of training images")
+        v = cfg.validation
+        data = dataclasses.replace(data, x_train=data.x_train[:-v], y_train=data.y_train[:-v], x_test=data.x_train[-v:],
+                                   y_test=data.y_train[-v:], source=data.source + f" (validation: last {v} training images)")
     variants = [(s, {}) for s in cfg.schemes]
     default_rule = cfg.insitu.update.dt_rule
     variants += [("dtga", {"dt_rule": r}) for r in cfg.dt_rules if r != default_rule or "dtga" not in cfg.schemes]
@@ -382,4 +391,5 @@ def _ablation_body(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
     ax.tick_params(axis="x", labelrotation=25, labelsize=8)
     ax.set_title(f"ablation on {cfg.dataset} ({cfg.epochs} epochs, {cfg.trials} trials)")
     run.save_figure(fig, "ablation.png")
-    return {"dataset": cfg.dataset, "data_source": data.source, "rows": rows, "insitu": to_dict(cfg.insitu)}
+    return {"dataset": cfg.dataset, "data_source": data.source, "evaluated_on": "validation" if cfg.validation else "test",
+            "rows": rows, "insitu": to_dict(cfg.insitu)}

@@ -230,6 +230,14 @@ def load_urbansound8k(root: str | Path | None = None, sample_rate: int = 22050, 
 
 
 # ====================================================================================== OpenSFX
+def _soundfile():
+    try:
+        import soundfile
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise DataError("the sound datasets need 'soundfile': pip install 'memristive[audio]'") from exc
+    return soundfile
+
+
 def _title(desc: str) -> str:
     m = re.match(r'\s*"([^"]*)"', desc)
     return m.group(1) if m else desc.split(".")[0]
@@ -242,8 +250,7 @@ def read_opensfx(path: str | None = None, sample_rate: int = 22050) -> dict[str,
     ``opensfx.cat`` is a table of little-endian ``(offset, size)`` pairs (the top bit of the offset is a
     flag) followed by entries ``[name length][name][RIFF WAV]``. Returns ``{}`` if the file is absent.
     """
-    import soundfile as sf
-
+    sf = _soundfile()
     p = Path(path) if path else OPENSFX_CAT
     if not p.is_file():
         return {}
@@ -307,9 +314,7 @@ def _espeak(text: str, voice: str, pitch: int, speed: int, sample_rate: int) -> 
         return None
     if r.returncode != 0 or len(r.stdout) < 100:
         return None
-    import soundfile as sf
-
-    y, sr = sf.read(io.BytesIO(r.stdout), dtype="float32", always_2d=True)
+    y, sr = _soundfile().read(io.BytesIO(r.stdout), dtype="float32", always_2d=True)
     y = resample(y.mean(1), sr, sample_rate)
     y = np.trim_zeros(np.where(np.abs(y) < 1e-4, 0, y))
     return y / np.abs(y).max() if len(y) and np.abs(y).max() > 0 else None
@@ -692,6 +697,7 @@ class SubstituteConfig:
     max_interferers: int = 2
     reverb_prob: float = 0.6
     speech_pool: int = 120
+    workers: int = 2
 
     def __post_init__(self) -> None:
         check(self.clips_per_class >= 1, "clips_per_class", self.clips_per_class, "must be >= 1")
@@ -704,6 +710,7 @@ class SubstituteConfig:
         check(self.interferer_db[0] <= self.interferer_db[1], "interferer_db", self.interferer_db, "need low <= high")
         check(self.max_interferers >= 0, "max_interferers", self.max_interferers, "must be >= 0")
         check(self.speech_pool >= 1, "speech_pool", self.speech_pool, "must be >= 1")
+        check(self.workers >= 1, "workers", self.workers, "must be >= 1 (processes generating clips)")
 
 
 class _Context(dict):
@@ -794,6 +801,43 @@ def generate_clip(index: int, cfg: SubstituteConfig, ctx=None) -> tuple[np.ndarr
     return (0.9 * mix / (np.abs(mix).max() + 1e-9)).astype(np.float32), label
 
 
+_POOL_CTX: dict[int, _Context] = {}
+
+
+def _generate_part(args) -> np.ndarray:
+    key, cfg, idx = args
+    ctx = _POOL_CTX[key]  # inherited from the parent through fork
+    return np.stack([generate_clip(int(i), cfg, ctx)[0] for i in idx])
+
+
+def _generate_parallel(sel, cfg: SubstituteConfig, state: dict, progress: bool) -> np.ndarray:
+    """Generate clips ``sel`` in ``cfg.workers`` forked processes (the shared material is built once,
+    in the parent, and inherited); results are identical to the serial path."""
+    import atexit
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if "pool" not in state:
+        _POOL_CTX[id(state)] = state["ctx"]
+        try:
+            state["pool"] = ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("fork"))
+        except (ValueError, OSError):  # no fork on this platform: stay serial
+            state["pool"] = None
+        if state["pool"] is not None:
+            atexit.register(state["pool"].shutdown)
+    if state["pool"] is None:
+        return np.stack([generate_clip(int(i), cfg, state["ctx"])[0] for i in sel])
+    parts = np.array_split(np.asarray(sel), max(1, len(sel) // 16))
+    bar = tqdm(total=len(sel), desc=f"generating substitute clips ({cfg.workers} processes)",
+               disable=not progress or len(sel) < 20, leave=False)
+    out = []
+    for arr in state["pool"].map(_generate_part, [(id(state), cfg, p) for p in parts]):
+        out.append(arr)
+        bar.update(len(arr))
+    bar.close()
+    return np.concatenate(out)
+
+
 def load_substitute(cfg: SubstituteConfig | None = None) -> SoundSet:
     """The substitute dataset as a :class:`SoundSet` (clips generated on demand, reproducibly)."""
     cfg = cfg or SubstituteConfig()
@@ -806,6 +850,8 @@ def load_substitute(cfg: SubstituteConfig | None = None) -> SoundSet:
     def audio_fn(sel, progress):
         if "ctx" not in state:
             state["ctx"] = _context(cfg)
+        if cfg.workers > 1 and len(sel) >= 8 * cfg.workers:
+            return _generate_parallel(sel, cfg, state, progress)
         out = np.zeros((len(sel), int(round(cfg.duration * cfg.sample_rate))), np.float32)
         for k, i in enumerate(tqdm(sel, desc="generating substitute clips", disable=not progress or len(sel) < 20,
                                    leave=False)):
@@ -819,7 +865,8 @@ def load_substitute(cfg: SubstituteConfig | None = None) -> SoundSet:
                       "(apt-get install openttd-opensfx for the real seed recordings)", stacklevel=2)
     source = (f"UrbanSound8K SUBSTITUTE (generated offline; not UrbanSound8K): {n} clips, seed {cfg.seed}; "
               f"OpenSFX recordings {'yes' if have_sfx else 'NO'}, espeak-ng {'yes' if have_espeak else 'NO (formant fallback)'}")
-    identity = {"dataset": "urbansound8k-substitute", "version": 2, **asdict(cfg), "opensfx": have_sfx,
+    identity = {"dataset": "urbansound8k-substitute", "version": 2,
+                **{k: v for k, v in asdict(cfg).items() if k != "workers"}, "opensfx": have_sfx,
                 "espeak": have_espeak}
     return SoundSet(labels, folds, audio_fn, cfg.sample_rate, cfg.duration, "urbansound8k-substitute", source,
                     identity, substitute=True)

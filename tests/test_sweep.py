@@ -56,6 +56,11 @@ def plugin(tmp_path_factory):
     sys.path.insert(0, str(d))
     yield d
     sys.path.remove(str(d))
+    # leave the global registry as we found it (other tests list every experiment)
+    from memristive.experiments import REGISTRY
+
+    REGISTRY.pop("sweep-test-toy", None)
+    sys.modules.pop(PLUGIN, None)
 
 
 def toy(grid=None, **sweep):
@@ -239,6 +244,7 @@ def test_sigkill_mid_sweep_then_resume(plugin, tmp_path):
         assert json.loads((out / "points" / f"{key}.json").read_text()) == rec
     assert not list(out.rglob("*.tmp"))
     assert (out / "report" / "summary.csv").exists()
+    assert all((out / "points" / r["key"] / "log.txt").exists() for r in recs)  # worker output went to logs
 
 
 def test_dask_localcluster_sweep_of_a_real_experiment(tmp_path):

@@ -1,6 +1,7 @@
 """``python -m memristive.circuit``: check the simulator against ngspice on a random tile.
 
     python -m memristive.circuit --rows 64 --cols 32 --r-row 2 --r-col 2 --netlist tile.cir
+    python -m memristive.circuit --bench          # cost per tile: block / sparse solver, ideal read, ngspice
 
 Draws conductances uniformly in resistance between ``--r-min`` and ``--r-max`` ohms and input
 voltages in ``[0, --v-max]``, writes the netlist (optional), runs ngspice, and prints the largest
@@ -32,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--v-max", type=float, default=0.2, help="largest input voltage")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--netlist", help="also write the netlist to this path")
+    ap.add_argument("--bench", action="store_true", help="time the solvers, the ideal read and ngspice per tile size")
+    ap.add_argument("--sizes", default="32,64,128,256", help="square tile sizes for --bench")
+    ap.add_argument("--spice-max", type=int, default=64, help="largest tile --bench runs in ngspice")
+    ap.add_argument("--sparse-max", type=int, default=128, help="largest tile --bench runs the sparse solver on")
     a = ap.parse_args(argv)
+    if a.bench:
+        return bench([int(x) for x in a.sizes.split(",")], a.spice_max, a.sparse_max, a.seed)
     if a.rows < 1 or a.cols < 1 or not 0 < a.r_min <= a.r_max:
         ap.error("need rows, cols >= 1 and 0 < r-min <= r-max")
     gen = torch.Generator().manual_seed(a.seed)
@@ -59,6 +66,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ngspice            : {t_spice:.2f} s")
     print(f"simulator (wires)  : {t_sim * 1e3:.1f} ms, max relative difference to ngspice {err(sim):.2e}")
     print(f"simulator (ideal)  : max relative difference to ngspice {err(ideal):.2e}")
+    return 0
+
+
+def bench(sizes: list[int], spice_max: int, sparse_max: int, seed: int) -> int:
+    """Seconds per tile of the block and sparse solvers and ngspice, and ms for an ideal read of 1000
+    inputs, for random 1–12 kΩ square tiles with 1 Ω wires (torch threads as configured)."""
+    from .irdrop import transfer_conductance
+    from .ngspice import find_ngspice, simulate_tile
+
+    def best(f, k):
+        out = float("inf")
+        for _ in range(k):
+            t0 = time.perf_counter()
+            f()
+            out = min(out, time.perf_counter() - t0)
+        return out
+
+    gen = torch.Generator().manual_seed(seed)
+    transfer_conductance(torch.full((1, 2, 2), 1e-3, dtype=torch.float64), 1.0, 1.0, solver="sparse")  # imports
+    print(f"torch threads: {torch.get_num_threads()}")
+    print("tile       block s/tile  sparse s/tile  ideal read of 1000 inputs (ms)  ngspice s/tile")
+    for n in sizes:
+        batch = max(1, 512 // n)
+        g = 1.0 / (1e3 + 11e3 * torch.rand(batch, n, n, generator=gen, dtype=torch.float64))
+        tb = best(lambda: transfer_conductance(g, 1.0, 1.0, solver="block"), 3) / batch
+        ts = best(lambda: transfer_conductance(g[:1], 1.0, 1.0, solver="sparse"), 1) if n <= sparse_max else None
+        x = torch.rand(1000, n, generator=gen, dtype=torch.float64)
+        tr = best(lambda: x @ g[0], 5) * 1e3
+        tsp = None
+        if n <= spice_max and find_ngspice():
+            tsp = best(lambda: simulate_tile(g[0], 0.2 * x[0], 1e3, 1.0, 1.0, timeout=600), 1)
+        fmt = lambda v, w, p: (f"{v:{w}.{p}f}" if v is not None else "—".rjust(w))  # noqa: E731
+        print(f"{n}x{n:<7} {fmt(tb, 12, 4)}  {fmt(ts, 13, 3)}  {fmt(tr, 30, 3)}  {fmt(tsp, 14, 2)}")
     return 0
 
 

@@ -73,6 +73,10 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _lab(v: Any) -> str:
+    return "null" if v is None else _fmt(v)
+
+
 def format_table(rows: list[dict], columns: list[str], max_width: int = 28) -> str:
     """A plain-text table (for the terminal)."""
     cells = [[_fmt(r.get(c))[:max_width] for c in columns] for r in rows]
@@ -233,7 +237,7 @@ def _plots(rows, tables, axes, metrics, x, write) -> list[str]:
         for r in rs:
             if not _is_num(r.get(ycol)):
                 continue
-            lab = ", ".join(f"{a}={_fmt(r.get(a))}" for a in line_axes) or ycol
+            lab = ", ".join(f"{a}={_lab(r.get(a))}" for a in line_axes) or ycol
             xv = r.get(xcol) if xcol else 0
             lines.setdefault(lab, OrderedDict()).setdefault(json.dumps(xv), (xv, []))[1].append(r[ycol])
         out = {}
@@ -283,7 +287,7 @@ def _plots(rows, tables, axes, metrics, x, write) -> list[str]:
         group = [a for a in axes if a != "seed"]
         lines: "OrderedDict[str, OrderedDict]" = OrderedDict()
         for r in recs:
-            lab = ", ".join(f"{a}={_fmt(r.get(a))}" for a in group) or tname
+            lab = ", ".join(f"{a}={_lab(r.get(a))}" for a in group) or tname
             lines.setdefault(lab, OrderedDict()).setdefault(r[fields[0]], []).append(r[ycol])
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for lab, pts in lines.items():

@@ -34,12 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--netlist", help="also write the netlist to this path")
     ap.add_argument("--bench", action="store_true", help="time the solvers, the ideal read and ngspice per tile size")
-    ap.add_argument("--sizes", default="32,64,128,256", help="square tile sizes for --bench")
+    ap.add_argument("--sizes", default="32,64,128,256", help="tile sizes for --bench: N (square) or RxC, comma separated")
     ap.add_argument("--spice-max", type=int, default=64, help="largest tile --bench runs in ngspice")
     ap.add_argument("--sparse-max", type=int, default=128, help="largest tile --bench runs the sparse solver on")
     a = ap.parse_args(argv)
     if a.bench:
-        return bench([int(x) for x in a.sizes.split(",")], a.spice_max, a.sparse_max, a.seed)
+        sizes = [tuple(int(v) for v in x.lower().split("x")) if "x" in x.lower() else (int(x), int(x))
+                 for x in a.sizes.split(",")]
+        return bench(sizes, a.spice_max, a.sparse_max, a.seed)
     if a.rows < 1 or a.cols < 1 or not 0 < a.r_min <= a.r_max:
         ap.error("need rows, cols >= 1 and 0 < r-min <= r-max")
     gen = torch.Generator().manual_seed(a.seed)
@@ -69,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def bench(sizes: list[int], spice_max: int, sparse_max: int, seed: int) -> int:
+def bench(sizes: list[tuple[int, int]], spice_max: int, sparse_max: int, seed: int) -> int:
     """Seconds per tile of the block and sparse solvers and ngspice, and ms for an ideal read of 1000
-    inputs, for random 1–12 kΩ square tiles with 1 Ω wires (torch threads as configured)."""
+    inputs, for random 1–12 kΩ tiles (rows, cols) with 1 Ω wires (torch threads as configured)."""
     from .irdrop import transfer_conductance
     from .ngspice import find_ngspice, simulate_tile
 
@@ -87,18 +89,18 @@ def bench(sizes: list[int], spice_max: int, sparse_max: int, seed: int) -> int:
     transfer_conductance(torch.full((1, 2, 2), 1e-3, dtype=torch.float64), 1.0, 1.0, solver="sparse")  # imports
     print(f"torch threads: {torch.get_num_threads()}")
     print("tile       block s/tile  sparse s/tile  ideal read of 1000 inputs (ms)  ngspice s/tile")
-    for n in sizes:
-        batch = max(1, 512 // n)
-        g = 1.0 / (1e3 + 11e3 * torch.rand(batch, n, n, generator=gen, dtype=torch.float64))
+    for R, C in sizes:
+        batch = max(1, 512 // max(R, C))
+        g = 1.0 / (1e3 + 11e3 * torch.rand(batch, R, C, generator=gen, dtype=torch.float64))
         tb = best(lambda: transfer_conductance(g, 1.0, 1.0, solver="block"), 3) / batch
-        ts = best(lambda: transfer_conductance(g[:1], 1.0, 1.0, solver="sparse"), 1) if n <= sparse_max else None
-        x = torch.rand(1000, n, generator=gen, dtype=torch.float64)
+        ts = best(lambda: transfer_conductance(g[:1], 1.0, 1.0, solver="sparse"), 1) if max(R, C) <= sparse_max else None
+        x = torch.rand(1000, R, generator=gen, dtype=torch.float64)
         tr = best(lambda: x @ g[0], 5) * 1e3
         tsp = None
-        if n <= spice_max and find_ngspice():
+        if max(R, C) <= spice_max and find_ngspice():
             tsp = best(lambda: simulate_tile(g[0], 0.2 * x[0], 1e3, 1.0, 1.0, timeout=600), 1)
         fmt = lambda v, w, p: (f"{v:{w}.{p}f}" if v is not None else "—".rjust(w))  # noqa: E731
-        print(f"{n}x{n:<7} {fmt(tb, 12, 4)}  {fmt(ts, 13, 3)}  {fmt(tr, 30, 3)}  {fmt(tsp, 14, 2)}")
+        print(f"{f'{R}x{C}':<10} {fmt(tb, 12, 4)}  {fmt(ts, 13, 3)}  {fmt(tr, 30, 3)}  {fmt(tsp, 14, 2)}")
     return 0
 
 

@@ -159,14 +159,15 @@ class GateQuant(nn.Module):
 def _recurrence(preact, steps: int, h: torch.Tensor, acts: GateQuant) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the GRU update over ``steps``; ``preact(t, h) → (T, B, 4h)`` gives ``[r, z, n_x, n_h]``."""
     n_h = h.shape[-1]
+    q_r, q_z, q_n, q_h = acts.r.frozen(), acts.z.frozen(), acts.n.frozen(), acts.h.frozen()
     outs = []
     for t in range(steps):
         # split/unbind (not slicing) keep the backward pass linear in the number of steps
         a_rz, a_nx, a_nh = preact(t, h).split([2 * n_h, n_h, n_h], -1)
         r_pre, z_pre = torch.sigmoid(a_rz).split(n_h, -1)
-        r, z = acts.r(r_pre), acts.z(z_pre)
-        n = acts.n(torch.tanh(torch.addcmul(a_nx, r, a_nh)))
-        h = acts.h(torch.addcmul(n, z, h - n))
+        r, z = q_r(r_pre), q_z(z_pre)
+        n = q_n(torch.tanh(torch.addcmul(a_nx, r, a_nh)))
+        h = q_h(torch.addcmul(n, z, h - n))
         outs.append(h)
     return torch.stack(outs, 2), h
 
@@ -178,10 +179,13 @@ def _run_linear_layer(x, w_x, b, w_h, h0, acts):
     h = h0 if h0 is not None else x.new_zeros(trials, batch, hidden)
     h = h.expand(trials, batch, hidden)
     if trials * batch * steps * 4 * hidden <= _HOIST_LIMIT:
-        xp = torch.matmul(x, w_x.unsqueeze(1))  # (T, B, L, 4h)
+        # input projection of all steps at once, time-major so every step's slice is contiguous
+        xt = x.transpose(1, 2).expand(trials, steps, batch, x.shape[-1]).reshape(trials, steps * batch, -1)
         if b is not None:
-            xp = xp + b[:, None, None, :]
-        xs = xp.unbind(2)
+            xp = torch.baddbmm(b.unsqueeze(1), xt, w_x)
+        else:
+            xp = torch.bmm(xt, w_x)
+        xs = xp.view(trials, steps, batch, -1).unbind(1)
 
         def preact(t, h):
             return torch.baddbmm(xs[t], h, w_h)

@@ -139,3 +139,13 @@ def test_ngspice_errors_are_reported():
     # a node hanging off one resistor: ngspice still prints a number after gmin stepping; we refuse it
     with pytest.raises(CircuitError, match="singular matrix|gmin"):
         run_ngspice("broken\nR1 a\n.control\nop\nprint v(a)\nquit 0\n.endc\n.end\n")
+
+
+@needs_ngspice
+def test_check_tool(tmp_path, capsys):
+    from memristive.circuit.__main__ import main
+
+    assert main(["--rows", "6", "--cols", "4", "--r-row", "1", "--r-col", "3", "--netlist", str(tmp_path / "t.cir")]) == 0
+    out = capsys.readouterr().out
+    err = float(out.split("simulator (wires)")[1].split("ngspice")[1].split()[0])
+    assert err <= 1e-6 and (tmp_path / "t.cir").read_text().startswith("* memristive crossbar tile")

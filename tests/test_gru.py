@@ -183,3 +183,8 @@ def test_gru_variation_quick_smoke(tmp_path):
     m = res["metrics"]
     assert [r["variation"] for r in m["table"]] == [0.0, 0.14, 0.28]
     assert (tmp_path / "v" / "results.csv").is_file() and (tmp_path / "v" / "accuracy_vs_variation.png").is_file()
+    # a later run can start from this run's full-precision model
+    again, _ = run_experiment("gru-variation", out=tmp_path / "v2", quick=True,
+                              overrides=[f"fp_from={tmp_path / 'v'}", "variations=[0.0]", "trials=1"])
+    assert again["metrics"]["software"]["fp"] == m["software"]["fp"]
+    assert "fp_model" not in again["timings"]

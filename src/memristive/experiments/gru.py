@@ -100,6 +100,25 @@ def train_fp(run: RunFolder, task: SequenceTask, model_cfg: GRUModelConfig, fp: 
     return net.eval()
 
 
+def load_fp(path: str, task: SequenceTask, model_cfg: GRUModelConfig) -> GRUNet:
+    """The full-precision model of an earlier run (its folder or its ``fp_model.pt``), e.g. the
+    ``trajectories`` run with the same data and model settings."""
+    from pathlib import Path
+
+    from ..config import ConfigError
+
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(p.glob("points/*/fp_model.pt"))
+    if len(files) != 1:
+        raise ConfigError(f"fp_from={path!r}: expected one fp_model.pt (a run folder or the file), found {len(files)}")
+    net = GRUNet(task.input_size, model_cfg.hidden, model_cfg.layers, task.num_outputs, layout=model_cfg.layout)
+    try:
+        net.load_state_dict(torch.load(files[0], weights_only=False)["state"])
+    except (RuntimeError, KeyError) as exc:
+        raise ConfigError(f"fp_from={path!r}: the stored model does not fit model={model_cfg} ({exc})") from None
+    return net.eval()
+
+
 def train_qat(run: RunFolder, fp_net: GRUNet, task: SequenceTask, quant: QuantConfig, noise: WeightNoise | None,
               qat: TrainConfig, seed: int, key: str) -> GRUNet:
     """QAT (+ weight noise) fine-tuning of a copy of ``fp_net`` (checkpointed)."""
@@ -231,6 +250,7 @@ class GRUVariationConfig:
                                                              0.18, 0.20, 0.22, 0.24, 0.26, 0.28])
     trials: int = 20
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+    fp_from: str | None = None
     threads: int = 1
     seed: int = 0
 
@@ -296,7 +316,10 @@ def _plot_variation(run: RunFolder, rows: list[dict], cfg: GRUVariationConfig) -
 def run_gru_variation(cfg: GRUVariationConfig, run: RunFolder) -> dict:
     _set_threads(cfg.threads)
     task, _ = trajectory_task(cfg.data)
-    fp_net = train_fp(run, task, cfg.model, cfg.fp, cfg.seed)
+    if cfg.fp_from:
+        fp_net = load_fp(cfg.fp_from, task, cfg.model)
+    else:
+        fp_net = train_fp(run, task, cfg.model, cfg.fp, cfg.seed)
     qat = train_qat(run, fp_net, task, cfg.quant, None, cfg.qat, cfg.seed + 1, key="qat")
     noise = dataclasses.replace(cfg.noise, device=cfg.crossbar.device)
     qat_noise = train_qat(run, fp_net, task, cfg.quant, noise, cfg.qat, cfg.seed + 1, key="qat_noise")
@@ -313,7 +336,7 @@ def run_gru_variation(cfg: GRUVariationConfig, run: RunFolder) -> dict:
         paper = PAPER_FIG7.get(round(v, 4))
         table.append({"variation": v, "without": a["mean"], "with": b["mean"], "gain": round(b["mean"] - a["mean"], 2),
                       "paper_without": paper[0] if paper else None, "paper_with": paper[1] if paper else None})
-    return {"software": software, "noise": dataclasses.asdict(noise) | {"device": noise.device.name},
+    return {"software": software, "fp_from": cfg.fp_from, "noise": dataclasses.asdict(noise) | {"device": noise.device.name},
             "table": table, "points": rows, "data": task.info}
 
 

@@ -248,7 +248,7 @@ class GRUVariationConfig:
     noise: WeightNoise = field(default_factory=lambda: WeightNoise(sigma=0.14))
     variations: list[float] = field(default_factory=lambda: [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16,
                                                              0.18, 0.20, 0.22, 0.24, 0.26, 0.28])
-    trials: int = 20
+    trials: int = 10
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
     fp_from: str | None = None
     threads: int = 1

@@ -49,7 +49,7 @@ Generators (all parameters drawn per clip; ``t`` time, ``f0`` fundamental):
   plus compressor noise; bursts of 0.4–2.5 s.
 * ``siren``: wail (sweep 500–1600 Hz, period 1.5–6 s), yelp (period 0.12–0.4 s) or hi-lo (two tones,
   0.35–0.8 s each), 3–8 harmonics, Doppler drift; whole clip.
-* ``street_music``: a tempo (70–170 BPM), a pentatonic/major melody in a plucked (Karplus–Strong) or
+* ``street_music``: a tempo (70–170 BPM), a pentatonic/major melody in a plucked-string (modal Karplus–Strong: partial k decays k× faster) or
   organ-like timbre, optional chords, kick/snare/hat drums.
 
 Hardness check: :func:`mfcc_stats_baseline` (multinomial logistic regression on per-clip MFCC mean and
@@ -455,12 +455,22 @@ def _env(n: int, sr: int, attack: float, decay: float) -> np.ndarray:
 
 
 def _tone(sr: int, f0: np.ndarray, harmonics: int, rolloff: float, rng=None) -> np.ndarray:
-    """Sum of ``harmonics`` partials on the instantaneous frequency ``f0(t)`` (below Nyquist)."""
-    phase = 2 * np.pi * np.cumsum(f0) / sr
+    """Sum of ``harmonics`` partials ``k^(−rolloff)·sin(k·φ(t) + θ_k)`` on the instantaneous frequency
+    ``f0(t)``, ``φ = 2π·cumsum(f0)/sr``; partials above Nyquist − 200 Hz are left out. The partials are
+    the powers ``z^k`` of ``z = e^{iφ}`` (one complex multiply each instead of a sine)."""
+    f0 = np.asarray(f0, np.float64)
+    z = np.exp(1j * (2 * np.pi * np.cumsum(f0) / sr))
+    zk = np.ones_like(z)
     y = np.zeros(len(f0), np.float64)
+    limit, fmax = sr / 2 - 200, float(f0.max()) if len(f0) else 0.0
     for k in range(1, harmonics + 1):
+        zk *= z
         amp = k ** (-rolloff) * (1 if rng is None else rng.uniform(0.5, 1.0))
-        y += np.where(k * f0 < sr / 2 - 200, amp * np.sin(k * phase + (0 if rng is None else rng.uniform(0, 6.28))), 0)
+        th = 0.0 if rng is None else rng.uniform(0, 6.28)
+        part = amp * (np.sin(th) * zk.real + np.cos(th) * zk.imag)
+        if k * fmax >= limit:
+            part = np.where(k * f0 < limit, part, 0.0)
+        y += part
     return y.astype(np.float32)
 
 
@@ -639,14 +649,13 @@ def _street_music(rng, n, sr, ctx):
             notes += [notes[0] * 2 ** (4 / 12), notes[0] * 2 ** (7 / 12)]
         m = int(d * sr * 1.3)
         for f in notes:
-            if pluck:  # Karplus-Strong plucked string: y[t] = 0.996 · (y[t−p] + y[t−p+1]) / 2
-                p = max(2, int(sr / f))
+            if pluck:  # plucked string (modal form of Karplus-Strong): partial k decays k times faster
+                tt = np.arange(m, dtype=np.float32) / sr
+                tau = rng.uniform(0.3, 1.2)
                 y = np.zeros(m, np.float32)
-                y[:p] = rng.uniform(-1, 1, p)
-                for s in range(p, m, p):
-                    prev = y[s - p : s]
-                    nxt = 0.498 * (prev + np.roll(prev, -1))
-                    y[s : s + min(p, m - s)] = nxt[: min(p, m - s)]
+                for k in range(1, 11):
+                    if k * f < sr / 2 - 200:
+                        y += (rng.uniform(0.3, 1.0) / k) * np.exp(-tt * k / tau) * np.sin(2 * np.pi * k * f * tt + rng.uniform(0, 6.28))
             else:
                 y = _tone(sr, np.full(m, f), 6, 1.0) * _env(m, sr, 0.02, d)
             out += _place(y / len(notes), n, int(t0 * sr))
@@ -790,8 +799,15 @@ def generate_clip(index: int, cfg: SubstituteConfig, ctx=None) -> tuple[np.ndarr
             active = np.abs(y) > 1e-4
             y = y / np.sqrt(np.mean(y[active] ** 2) + 1e-12) * math.sqrt(fg_power) * level
             mix += y
-    bg = _colored(rng, n, rng.uniform(0.0, 2.0))
-    bg = bg + rng.uniform(0, 1.5) * _band(_colored(rng, n, 1.0), sr, 20, rng.uniform(150, 600), 2)
+    # background: 1/f^β noise + low-passed traffic rumble, as one Gaussian noise with the summed spectrum
+    beta, rumble, fc = rng.uniform(0.0, 2.0), rng.uniform(0, 1.5), rng.uniform(150, 600)
+    m_fft, f_grid = _grid(n, sr)
+    fpos = np.maximum(f_grid, sr / m_fft)
+    p1 = fpos ** -beta
+    p2 = fpos ** -1.0 / (1 + (fc / fpos) ** -8) / (1 + (20 / fpos) ** 8)  # 1/f through a 20 Hz–fc band
+    gain = np.sqrt(p1 / p1.mean() + rumble**2 * p2 / p2.mean()).astype(np.float32)
+    gain[0] = 0
+    bg = _filter(rng.standard_normal(n, dtype=np.float32), sr, lambda f: gain)
     snr = rng.uniform(*cfg.snr_range_db)
     mix = mix + _norm(bg) * math.sqrt(fg_power / 10 ** (snr / 10))
     if rng.random() < cfg.reverb_prob:
@@ -865,7 +881,7 @@ def load_substitute(cfg: SubstituteConfig | None = None) -> SoundSet:
                       "(apt-get install openttd-opensfx for the real seed recordings)", stacklevel=2)
     source = (f"UrbanSound8K SUBSTITUTE (generated offline; not UrbanSound8K): {n} clips, seed {cfg.seed}; "
               f"OpenSFX recordings {'yes' if have_sfx else 'NO'}, espeak-ng {'yes' if have_espeak else 'NO (formant fallback)'}")
-    identity = {"dataset": "urbansound8k-substitute", "version": 2,
+    identity = {"dataset": "urbansound8k-substitute", "version": 3,
                 **{k: v for k, v in asdict(cfg).items() if k != "workers"}, "opensfx": have_sfx,
                 "espeak": have_espeak}
     return SoundSet(labels, folds, audio_fn, cfg.sample_rate, cfg.duration, "urbansound8k-substitute", source,

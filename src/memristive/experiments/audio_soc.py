@@ -161,7 +161,7 @@ class SoundConfig:
     test_folds: list[int] = field(default_factory=lambda: [10])
     model: GRUModel = field(default_factory=GRUModel)
     fp: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, lr=3e-3, batch_size=64))
-    qat: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=1e-3, batch_size=128))
+    qat: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, lr=1e-3, batch_size=64))
     noise_sigma: float = 0.05
     eval_variation: float = 0.05
     trials: int = 5
@@ -462,7 +462,7 @@ class SOCConfig:
     test_stride_s: int = 10
     model: GRUModel = field(default_factory=lambda: GRUModel(hidden=32, layers=1))
     fp: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=3e-3, batch_size=128))
-    qat: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, lr=1e-3, batch_size=256))
+    qat: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=6, lr=1e-3, batch_size=128))
     bits: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8, 16])
     noise_sigma: float = 0.05
     eval_variation: float = 0.05

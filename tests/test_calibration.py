@@ -409,3 +409,19 @@ def test_fig6_none_curve_matches_defects_experiment():
     p = fig6_point(model, data, fig, 16, seed=17, progress=False)
     ref = evaluate_defects(model, data, DefectsConfig(trials=5), 16, 17)
     assert p["none"]["mean"] == round(float(ref.double().mean()) * 100, 3)
+
+
+def test_mapping_and_threshold_studies_quick_smoke(tmp_path):
+    from memristive.experiments import run_experiment
+
+    small = ["n_train=1000", "n_test=500", "epochs=1", "trials=2"]
+    res, run = run_experiment("calibration-mapping", out=tmp_path / "map", quick=True, overrides=small)
+    rows = {r["variant"]: r for r in res["metrics"]["rows"]}
+    assert rows["balanced"]["harmful_stuck_fraction_W1"] == 1.0  # every balanced device sits above G_min
+    assert 0.3 < rows["offset (default)"]["harmful_stuck_fraction_W1"] < 0.7  # ~half sit at G_min
+    assert (run.path / "mapping.png").is_file()
+    res, run = run_experiment("calibration-threshold", out=tmp_path / "th", quick=True,
+                              overrides=small + ["insitu.n_train=400", "gates=[both]"])
+    by_th = {r["threshold"]: r for r in res["metrics"]["rows"]}
+    assert by_th[0.1]["writes_per_device_mean"] <= by_th[0.0]["writes_per_device_mean"]
+    assert (run.path / "threshold.png").is_file()

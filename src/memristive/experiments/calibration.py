@@ -159,7 +159,8 @@ def _plot_fig6(run: RunFolder, points: list[dict], software: float, cfg: Fig6Con
     ax.axhline(software, ls="--", color="gray", label=f"software {software:.2f} %")
     ax.set_xlabel("defect percent α (%)")
     ax.set_ylabel("test accuracy (%)")
-    mapping = "balanced pairs" if cfg.crossbar.mapping.balanced else cfg.crossbar.mapping.scheme
+    m = cfg.crossbar.mapping
+    mapping = "balanced pairs" if m.balanced else ("pairs offset at G_min" if m.scheme == "differential" else m.scheme)
     ax.set_title(f"{'×'.join(map(str, cfg.sizes))} {cfg.activation} MLP, {cfg.trials} arrays/point, {mapping}", fontsize=10)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)

@@ -924,6 +924,15 @@ def mfcc_stats_baseline(features: torch.Tensor, labels: torch.Tensor, train_idx,
                         lr: float = 0.05, weight_decay: float = 1e-3, seed: int = 0) -> float:
     """Test accuracy of multinomial logistic regression on per-clip mean and std of each feature
     (full-batch Adam, standardised inputs): the simple baseline used to judge task hardness."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: extra OpenMP threads only spin on a busy CPU
+    try:
+        return _logreg(features, labels, train_idx, test_idx, epochs, lr, weight_decay, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _logreg(features, labels, train_idx, test_idx, epochs, lr, weight_decay, seed) -> float:
     x = torch.cat([features.mean(1), features.std(1)], 1).double()
     tr, te = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
     mu, sd = x[tr].mean(0), x[tr].std(0).clamp_min(1e-8)

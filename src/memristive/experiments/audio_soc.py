@@ -606,8 +606,10 @@ def _plot_soc(run: RunFolder, table: list[dict], fp_net: GRUNet, task: SequenceT
     xs = list(range(len(rows)))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
+    fp_row = next(r for r in table if r["bits"] == "fp")
     for i, tc in enumerate(tlist):
         ax.semilogy(xs, [r[f"rmse_{tc:g}C"] for r in rows], "o-", color=f"C{i}", label=f"this work {tc:g} °C")
+        ax.axhline(fp_row[f"rmse_{tc:g}C"], color=f"C{i}", ls="--", lw=0.8, alpha=0.6)
         pp = [r.get(f"paper_{tc:g}C") for r in rows]
         if any(p is not None for p in pp):
             ax.semilogy(xs, [p if p is not None else float("nan") for p in pp], "^:", color=f"C{i}", alpha=0.6,
@@ -615,7 +617,7 @@ def _plot_soc(run: RunFolder, table: list[dict], fp_net: GRUNet, task: SequenceT
     ax.set_xticks(xs, [str(r["bits"]) for r in rows])
     ax.set_xlabel("weight / activation bits")
     ax.set_ylabel("SOC RMSE (%)")
-    ax.set_title("FUDS SOC RMSE vs bits (simulated data)" if not task.info["source"].startswith("CALCE")
+    ax.set_title("FUDS SOC RMSE vs bits; dashed: full precision (simulated data)" if not task.info["source"].startswith("CALCE")
                  else "FUDS SOC RMSE vs bits (CALCE)", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)

@@ -52,6 +52,13 @@ def _fp_default() -> TrainConfig:
     return TrainConfig(epochs=20, lr=3e-3, batch_size=128)
 
 
+def _quant_default() -> QuantConfig:
+    # the network input is not an activation computed in the periphery (the paper's definition); its
+    # DAC is CrossbarConfig.dac. Quantizing the heavy-tailed trajectory features with a min/max range
+    # at 6 bits erases the small innovations (measured: PTQ 6-bit 50.2 % with, 92.9 % without).
+    return QuantConfig(quantize_input=False)
+
+
 def _qat_default() -> TrainConfig:
     return TrainConfig(epochs=2, lr=1e-3, batch_size=256)
 
@@ -173,10 +180,11 @@ class TrajectoriesConfig:
     model: GRUModelConfig = field(default_factory=GRUModelConfig)
     fp: TrainConfig = field(default_factory=_fp_default)
     qat: TrainConfig = field(default_factory=_qat_default)
-    quant: QuantConfig = field(default_factory=QuantConfig)
+    quant: QuantConfig = field(default_factory=_quant_default)
     bits: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8, 16])
     noise_sigma: float = 0.0
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+    fp_from: str | None = None
     threads: int = 1
     seed: int = 0
 
@@ -197,7 +205,10 @@ class TrajectoriesConfig:
 def run_trajectories(cfg: TrajectoriesConfig, run: RunFolder) -> dict:
     _set_threads(cfg.threads)
     task, extra = trajectory_task(cfg.data)
-    fp_net = train_fp(run, task, cfg.model, cfg.fp, cfg.seed)
+    if cfg.fp_from:
+        fp_net = load_fp(cfg.fp_from, task, cfg.model)
+    else:
+        fp_net = train_fp(run, task, cfg.model, cfg.fp, cfg.seed)
     fp_pred = predict(fp_net, task.x_test).argmax(-1)
     fp_acc = 100 * float((fp_pred == task.y_test).float().mean())
     rows = []
@@ -229,6 +240,7 @@ def run_trajectories(cfg: TrajectoriesConfig, run: RunFolder) -> dict:
     return {
         "full_precision": round(fp_acc, 2),
         "paper_full_precision": PAPER_TABLE4_FP,
+        "fp_from": cfg.fp_from,
         "points": rows,
         "data": task.info,
         "model": dataclasses.asdict(cfg.model),
@@ -244,10 +256,9 @@ class GRUVariationConfig:
     model: GRUModelConfig = field(default_factory=GRUModelConfig)
     fp: TrainConfig = field(default_factory=_fp_default)
     qat: TrainConfig = field(default_factory=_qat_default)
-    quant: QuantConfig = field(default_factory=QuantConfig)
+    quant: QuantConfig = field(default_factory=_quant_default)
     noise: WeightNoise = field(default_factory=lambda: WeightNoise(sigma=0.14))
-    variations: list[float] = field(default_factory=lambda: [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16,
-                                                             0.18, 0.20, 0.22, 0.24, 0.26, 0.28])
+    variations: list[float] = field(default_factory=lambda: [0.0, 0.04, 0.08, 0.12, 0.14, 0.16, 0.20, 0.24, 0.28])
     trials: int = 10
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
     fp_from: str | None = None

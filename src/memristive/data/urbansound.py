@@ -792,11 +792,11 @@ def generate_clip(index: int, cfg: SubstituteConfig, ctx=None) -> tuple[np.ndarr
                     y += _place(s, n, int(rng.uniform(0, max(0.1, cfg.duration - len(s) / sr)) * sr))
             else:
                 continue
-            if _rms(y) < 1e-6:
-                continue
             level = 10 ** (rng.uniform(*cfg.interferer_db) / 20)
             # level relative to the foreground's power over the samples where the interferer is active
             active = np.abs(y) > 1e-4
+            if active.sum() < sr // 100:  # (nearly) silent interferer: skip it
+                continue
             y = y / np.sqrt(np.mean(y[active] ** 2) + 1e-12) * math.sqrt(fg_power) * level
             mix += y
     # background: 1/f^β noise + low-passed traffic rumble, as one Gaussian noise with the summed spectrum
@@ -814,7 +814,9 @@ def generate_clip(index: int, cfg: SubstituteConfig, ctx=None) -> tuple[np.ndarr
         mix = _reverb(rng, mix, sr, rng.uniform(0.05, 0.8), rng.uniform(0.1, 0.5))
     mix = _eq(rng, mix, sr, 4.0)
     mix = mix - mix.mean()
-    return (0.9 * mix / (np.abs(mix).max() + 1e-9)).astype(np.float32), label
+    if not np.isfinite(mix).all() or np.abs(mix).max() == 0:  # a generator bug must not pass silently
+        raise RuntimeError(f"substitute clip {index} (seed {cfg.seed}) came out non-finite or silent")
+    return (0.9 * mix / np.abs(mix).max()).astype(np.float32), label
 
 
 _POOL_CTX: dict[int, _Context] = {}
@@ -881,7 +883,7 @@ def load_substitute(cfg: SubstituteConfig | None = None) -> SoundSet:
                       "(apt-get install openttd-opensfx for the real seed recordings)", stacklevel=2)
     source = (f"UrbanSound8K SUBSTITUTE (generated offline; not UrbanSound8K): {n} clips, seed {cfg.seed}; "
               f"OpenSFX recordings {'yes' if have_sfx else 'NO'}, espeak-ng {'yes' if have_espeak else 'NO (formant fallback)'}")
-    identity = {"dataset": "urbansound8k-substitute", "version": 3,
+    identity = {"dataset": "urbansound8k-substitute", "version": 4,
                 **{k: v for k, v in asdict(cfg).items() if k != "workers"}, "opensfx": have_sfx,
                 "espeak": have_espeak}
     return SoundSet(labels, folds, audio_fn, cfg.sample_rate, cfg.duration, "urbansound8k-substitute", source,

@@ -424,12 +424,22 @@ class InSituMLP(nn.Module):
             check(bound <= limit, "init_gain", cfg.init_gain,
                   f"initial weights up to {bound:.3g} do not fit around mid state (max {limit:.3g}); raise w_max")
             layer.program_weights(w)
-        self.pulse_gen = torch.Generator().manual_seed(seed + 12345)
+        self._pulse_gen: torch.Generator | None = None  # P2P draws; created on the devices' torch device
         self.register_buffer("epochs_done", torch.zeros((), dtype=torch.long))
 
     @property
     def trials(self) -> int:
         return self.layers[0].trials
+
+    def _pulse_generator(self, device) -> torch.Generator:
+        if self._pulse_gen is None or self._pulse_gen.device != torch.device(device):
+            self._pulse_gen = torch.Generator(device=device).manual_seed(self.seed + 12345)
+        return self._pulse_gen
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_pulse_gen"] = None  # generators are not picklable
+        return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(T, B, classes)``."""
@@ -454,7 +464,7 @@ class InSituMLP(nn.Module):
         for i, (layer, g) in enumerate(zip(self.layers, gs)):
             a_in = h if h.dim() == 3 else h.unsqueeze(0)
             if layer.has_bias:
-                a_in = torch.cat([a_in, torch.ones(*a_in.shape[:-1], 1)], dim=-1)
+                a_in = torch.cat([a_in, torch.ones(*a_in.shape[:-1], 1, dtype=a_in.dtype, device=a_in.device)], dim=-1)
             inputs.append(a_in)
             z = layer(h, g)
             pre.append(z)
@@ -475,7 +485,7 @@ class InSituMLP(nn.Module):
             upd = -self.cfg.lr * grads[i]
             layer.update_sum += upd
             acc = layer.accumulator + upd if rule.accumulate else upd
-            acc, st = layer.apply_update(acc, rule, int(self.epochs_done), gs[i], self.pulse_gen)
+            acc, st = layer.apply_update(acc, rule, int(self.epochs_done), gs[i], self._pulse_generator(acc.device))
             layer.accumulator.copy_(acc)
             for k in stats:
                 stats[k] += st[k] / (len(self.layers) if k == "fired" else 1)
@@ -489,34 +499,35 @@ class InSituMLP(nn.Module):
         perm = torch.randperm(len(x), generator=generator)
         bs = self.cfg.batch_size
         tot = {"set": 0.0, "reset": 0.0, "energy": 0.0, "program_time": 0.0}
-        loss_sum = torch.zeros(self.trials)
+        loss_sum = torch.zeros(self.trials, device=self.epochs_done.device)
         fired = 0.0
         steps = range(0, len(x), bs)
         for i in tqdm(steps, desc=desc, disable=not progress, leave=False):
             idx = perm[i : i + bs]
-            st = self.train_step(x[idx], y[idx])
+            dev = self.epochs_done.device
+            st = self.train_step(x[idx].to(dev), y[idx].to(dev))
             for k in tot:
                 tot[k] += st[k]
             loss_sum += st["loss"] * len(idx)
             fired += st["fired"]
         self.epochs_done += 1
-        return {**tot, "pulses": tot["set"] + tot["reset"], "loss": (loss_sum / len(x)).tolist(),
+        return {**tot, "pulses": tot["set"] + tot["reset"], "loss": (loss_sum / len(x)).cpu().tolist(),
                 "fired_fraction": fired / max(1, len(steps)), "wall_s": time.perf_counter() - t0}
 
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
         """Per-trial accuracy ``(T,)``."""
-        correct = torch.zeros(self.trials)
+        correct = torch.zeros(self.trials, device=self.epochs_done.device)
         gs = [layer.conductances() for layer in self.layers]
         act = ACTIVATIONS[self.cfg.activation][0]
         for i in range(0, len(x), batch_size):
-            h = x[i : i + batch_size]
+            h = x[i : i + batch_size].to(self.epochs_done.device)
             for j, (layer, g) in enumerate(zip(self.layers, gs)):
                 h = layer(h, g)
                 if j < len(self.layers) - 1:
                     h = act(h)
-            correct += (h.argmax(-1) == y[i : i + batch_size]).sum(-1).float()
-        return correct / len(x)
+            correct += (h.argmax(-1) == y[i : i + batch_size].to(h.device)).sum(-1).float()
+        return (correct / len(x)).cpu()
 
 
 def train_insitu(model: InSituMLP, x_train, y_train, x_test, y_test, epochs: int, seed: int = 0,

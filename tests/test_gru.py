@@ -188,3 +188,11 @@ def test_gru_variation_quick_smoke(tmp_path):
                               overrides=[f"fp_from={tmp_path / 'v'}", "variations=[0.0]", "trials=1"])
     assert again["metrics"]["software"]["fp"] == m["software"]["fp"]
     assert "fp_model" not in again["timings"]
+
+
+def test_fp_from_bad_path_is_a_config_error(tmp_path):
+    from memristive.config import ConfigError
+    from memristive.experiments.gru import GRUModelConfig, load_fp
+
+    with pytest.raises(ConfigError, match="fp_from"):
+        load_fp(str(tmp_path / "missing"), None, GRUModelConfig())

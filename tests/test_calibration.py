@@ -425,3 +425,24 @@ def test_mapping_and_threshold_studies_quick_smoke(tmp_path):
     by_th = {r["threshold"]: r for r in res["metrics"]["rows"]}
     assert by_th[0.1]["writes_per_device_mean"] <= by_th[0.0]["writes_per_device_mean"]
     assert (run.path / "threshold.png").is_file()
+
+
+def test_redraw_write_variation_only_touches_varied_written_devices():
+    w = torch.tensor([[0.5, 0.25, -0.25]])
+    layer = _layer(w, trials=2)
+    xb = layer.crossbar
+    xb.g_pos[:, 0, 1] *= 2.0  # varied device (gain 2)
+    xb.stuck_pos[:, 0, 0] = True  # a stuck device
+    arr = DeviceArray(xb, w, write_variation="redraw", seed=0)
+    g0 = xb.g_pos.clone()
+    arr.write(torch.tensor([[[0.0, 0.1, 0.0]]]))
+    s = G_MIN + xb.k * 0.35
+    gain = xb.g_pos[:, 0, 1] / s
+    assert not torch.allclose(gain, torch.full_like(gain, 2.0))  # the varied device landed at a fresh factor
+    assert gain[0] != gain[1]  # independently per trial
+    assert torch.equal(xb.g_pos[:, 0, 0], g0[:, 0, 0]) and torch.equal(xb.g_pos[:, 0, 2], g0[:, 0, 2])
+    arr.write(torch.tensor([[[0.0, 0.0, -0.1]]]))  # a non-varied device is written: exactly on target
+    assert torch.allclose(xb.g_neg[:, 0, 2], torch.full((2,), G_MIN + xb.k * 0.35), rtol=1e-6)
+    assert torch.allclose(xb.g_pos[:, 0, 1], gain * s, rtol=1e-6)  # the varied device was not written again: unchanged
+    with pytest.raises(ConfigError, match="write_variation"):
+        DeviceArray(xb, w, write_variation="sometimes")

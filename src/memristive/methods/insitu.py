@@ -18,7 +18,10 @@ A write of a weight update ΔW goes through the controller's digital copy of the
     s     ← t  on every non-stuck device whose target changed   (one write each, counted)
 
 so written values always obey the device's range and levels, and stuck devices cannot move. The
-controller does not know which devices are defective; open-loop writes keep each device's gain γ.
+controller does not know which devices are defective; open-loop writes keep each device's gain γ
+(``write_variation="persistent"``). With ``write_variation="redraw"`` a variation-affected device
+(γ ≠ 1 at programming) instead lands at a fresh ``γ = exp(σ·ξ)``, ``σ ~ U[0.6, 1.0]`` fixed per device,
+on every write: cycle-to-cycle variation that in-situ training cannot learn away.
 
 :func:`insitu_train` — the calibration paper's loop (Du, Peng & Liu 2023, Fig. 4): MAC on the array,
 calibrate (:mod:`memristive.methods.calibration`), compare the calibrated output with the standard
@@ -72,8 +75,12 @@ class DeviceArray:
     Writes commanded to stuck devices are counted separately (``blocked``): they have no effect.
     """
 
-    def __init__(self, crossbar: Crossbar, w: torch.Tensor) -> None:
+    def __init__(self, crossbar: Crossbar, w: torch.Tensor, write_variation: str = "persistent",
+                 redraw_sigma: tuple[float, float] = (0.6, 1.0), seed: int | None = None) -> None:
         cfg = crossbar.config
+        check(write_variation in ("persistent", "redraw"), "write_variation", write_variation,
+              "must be 'persistent' or 'redraw'")
+        self.write_variation = write_variation
         self.xb = crossbar
         self.device = cfg.device
         self.scheme = cfg.mapping.scheme
@@ -118,6 +125,12 @@ class DeviceArray:
                 self._shared[key] = {"prev": t if dev.levels is not None else u,
                                      "writes": torch.zeros_like(g, dtype=torch.int32)}
             st["shared"] = self._shared[key]
+            if write_variation == "redraw":  # devices programmed off target are the variation-affected ones
+                varied = ~stuck & ((gain - 1).abs() > 1e-6)
+                lo, hi = redraw_sigma
+                st["sigma"] = torch.where(varied, lo + (hi - lo) * torch.rand(g.shape, generator=self._gen(seed), dtype=g.dtype),
+                                          torch.zeros_like(g))
+                st["varied"] = varied
             self._state[which] = st
 
     # ------------------------------------------------------------------ internals
@@ -153,15 +166,36 @@ class DeviceArray:
             if key not in cur_of:
                 u = self._drive(self.w_int, which)
                 cur = self._target(u, which) if levels else u
-                sh["writes"].add_(cur != sh["prev"])
+                changed = cur != sh["prev"]
+                sh["writes"].add_(changed)
                 sh["prev"] = cur
-                cur_of[key] = cur
-            cur = cur_of[key]
+                cur_of[key] = (cur, changed)
+            cur, changed = cur_of[key]
+            if self.write_variation == "redraw":
+                self._redraw(st, which, changed)
             g = getattr(self.xb, f"g_{which}")  # written in place: the crossbar's version counter moves
             if levels:
                 torch.addcmul(st["g_stuck"], cur, st["gain_free"], out=g)
             else:
                 torch.addcmul(st["base"], cur, st["slope"], out=g)
+
+    def _gen(self, seed: int | None) -> torch.Generator:
+        if not hasattr(self, "_generator"):
+            self._generator = torch.Generator(device=self.xb.g_pos.device)
+            self._generator.manual_seed(int(seed) if seed is not None else self.xb.seed + 104729)
+        return self._generator
+
+    def _redraw(self, st: dict, which: str, changed: torch.Tensor) -> None:
+        """``write_variation="redraw"``: a variation-affected device lands at a fresh lognormal factor
+        ``exp(σ·ξ)`` on every write (cycle-to-cycle), ``σ ~ U[redraw_sigma]`` fixed per device."""
+        hit = changed & st["varied"]
+        g = st["gain_free"]
+        fresh = torch.exp(st["sigma"] * torch.randn(g.shape, generator=self._gen(None), dtype=g.dtype, device=g.device))
+        st["gain_free"] = gain = torch.where(hit, fresh, g)
+        if "base" in st:
+            c0, c1 = self._affine[which]
+            st["base"] = st["g_stuck"] + gain * c0
+            st["slope"] = gain * c1
 
     # ------------------------------------------------------------------ API
     @torch.no_grad()
@@ -244,9 +278,12 @@ class InSituConfig:
     gate: Literal["output", "update", "both", "none"] = "output"
     loss: Literal["standard", "labels"] = "standard"
     n_train: int | None = None
+    write_variation: Literal["persistent", "redraw"] = "persistent"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check(self.write_variation in ("persistent", "redraw"), "insitu.write_variation", self.write_variation,
+              "must be 'persistent' or 'redraw'")
         check(self.epochs >= 0, "insitu.epochs", self.epochs, "must be >= 0")
         check(self.lr > 0, "insitu.lr", self.lr, "must be > 0")
         check(self.batch_size >= 1, "insitu.batch_size", self.batch_size, "must be >= 1")
@@ -281,7 +318,8 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
     if not layers:
         raise ValueError("insitu_train: the model has no CalibratedLinear layer; call calibrate() first")
     if arrays is None:
-        arrays = [DeviceArray(lay.crossbar, lay.w_ref) for lay in layers]
+        arrays = [DeviceArray(lay.crossbar, lay.w_ref, write_variation=cfg.write_variation, seed=cfg.seed + 7 * i)
+                  for i, lay in enumerate(layers)]
     if len(arrays) != len(layers):
         raise ValueError(f"insitu_train: {len(arrays)} device arrays for {len(layers)} layers")
     if cfg.n_train:

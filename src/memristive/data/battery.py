@@ -285,7 +285,13 @@ def simulate_cycle(cycle: str, temperature_c: float, initial_soc: float, cfg: Ba
 
     def compute():
         pybamm = _import_pybamm()
-        pv = pybamm.ParameterValues(cfg.parameter_set)
+        try:
+            pv = pybamm.ParameterValues(cfg.parameter_set)
+        except Exception as exc:
+            from ..config import ConfigError
+
+            raise ConfigError(f"battery.parameter_set={cfg.parameter_set!r}: not a PyBaMM parameter set ({exc}); "
+                              "try ORegan2022 or Chen2020") from None
         cap = float(pv["Nominal cell capacity [A.h]"])
         scale = current_scale(cap, cfg.peak_c, cfg.vehicle, reference=ref)
         t_end = cfg.max_hours * 3600.0

@@ -182,3 +182,29 @@ def test_soc_experiment_smoke(tmp_path, monkeypatch):
     assert set(m["full_precision_rmse"]) == {"0", "25"} and m["table"][0]["paper_25C"] == 0.58
     assert all(v >= 0 for v in m["full_precision_rmse"].values())
     assert (run.path / "soc_rmse_vs_bits.png").is_file()
+
+
+def test_soc_experiment_helpers_by_hand():
+    from memristive.experiments.audio_soc import SOCConfig, _decimate, _rmse_by_temp, _soc_task
+
+    run = _run(10)
+    d = _decimate(run, 2)
+    assert len(d.time_s) == 5 and d.current_a.tolist() == [2.0] * 5
+    assert d.time_s.tolist() == [0.5, 2.5, 4.5, 6.5, 8.5]  # means of each pair
+    assert np.allclose(d.soc, run.soc[1::2])  # SOC at the end of each averaged step
+    # RMSE per temperature, in % SOC: errors 0.01 and 0.03 at 0 °C, 0.02 at 25 °C
+    pred = torch.tensor([0.51, 0.47, 0.52])
+    y = torch.tensor([0.50, 0.50, 0.50])
+    out = _rmse_by_temp(pred, y, np.array([0.0, 0.0, 25.0]))
+    assert float(out["0"][0]) == pytest.approx(100 * np.sqrt((0.01**2 + 0.03**2) / 2), rel=1e-5)
+    assert float(out["25"][0]) == pytest.approx(2.0, rel=1e-5)
+    trials = _rmse_by_temp(torch.stack([pred, y]), y, np.array([0.0, 0.0, 25.0]))
+    assert trials["25"].tolist() == pytest.approx([2.0, 0.0], abs=1e-5)  # one RMSE per Monte Carlo trial
+    # windows: train on two runs, test on runs at two temperatures; the target is the last step's SOC
+    runs = {"train": [_run(400), _run(300, amb=0.0)], "test": [_run(200, amb=0.0), _run(200, amb=25.0)]}
+    cfg = SOCConfig(window=10, step_s=2, train_stride_s=20, test_stride_s=10)
+    task, temps = _soc_task(cfg, runs)
+    assert task.x_train.shape[1:] == (10, 3) and task.kind == "regression" and task.target_scale == 100.0
+    assert len(task.x_test) == len(temps) == 2 * len(range(9, 100, 5))
+    assert sorted(set(temps.tolist())) == [0.0, 25.0]
+    assert float(task.y_test[0]) == pytest.approx(runs["test"][0].soc[19], abs=1e-6)  # 10 steps × 2 s

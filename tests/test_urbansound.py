@@ -229,3 +229,19 @@ def test_parallel_generation_matches_serial():
     ser = U.load_substitute(U.SubstituteConfig(clips_per_class=2, speech_pool=2, duration=0.6, workers=1))
     assert par.identity == ser.identity  # the worker count does not change the data (nor its cache key)
     assert torch.equal(par.audio(progress=False), ser.audio(progress=False))
+
+
+def test_sound_task_standardises_with_training_folds_only():
+    from memristive.experiments.audio_soc import _acc, _sound_task
+
+    labels = torch.arange(20) % 10
+    folds = 1 + torch.arange(20) // 10
+    ds = U.SoundSet(labels, folds, lambda idx, p: None, SR, 1.0, "toy", "toy", {}, substitute=True)
+    feats = torch.randn(20, 4, 3) + 5.0
+    feats[folds == 2] += 100.0  # the test fold is shifted: train statistics must not see it
+    task, mean, std = _sound_task(ds, feats, 2)
+    assert torch.allclose(mean, feats[:10].mean((0, 1))) and torch.allclose(std, feats[:10].std((0, 1)))
+    assert abs(float(task.x_train.mean())) < 1e-5 and float(task.x_test.mean()) > 10
+    out = torch.zeros(2, 4, 10)
+    out[0, torch.arange(4), torch.tensor([1, 2, 3, 4])] = 1  # trial 0: all right; trial 1: argmax 0
+    assert _acc(out, torch.tensor([1, 2, 3, 4])).tolist() == [100.0, 0.0]

@@ -18,7 +18,7 @@ $(BIN)/python:
 # torch==2.13.0 first (CPU build from this machine's disk) so nothing pulls a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,audio,sweep]'
+	$(BIN)/pip install -q -e '.[dev,audio,sweep,battery]'
 	touch $@
 
 setup: $(VENV)/.installed

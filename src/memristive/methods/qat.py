@@ -23,7 +23,6 @@ Training: Adam, optional cosine learning-rate decay, gradient-norm clipping, see
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 

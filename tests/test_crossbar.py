@@ -223,3 +223,16 @@ def test_reference_column_read_noise_is_shared_across_columns():
     od = xd.mvm(x * 0.2)[:, 0, :] / xd.config.r_s
     assert od.var(0).tolist() == pytest.approx([2 * var_one] * 2, rel=0.04)
     assert abs(torch.corrcoef(od.T)[0, 1].item()) < 0.03
+
+
+def test_derived_cache_follows_buffer_changes():
+    w = torch.randn(6, 3, dtype=torch.float64)
+    xb = Crossbar.from_weights(w, device=DEV)
+    x = torch.rand(2, 6, dtype=torch.float64)
+    y0 = xb.matmul(x)
+    xb.g_pos.mul_(1.1)  # in-place change
+    assert torch.allclose(xb.matmul(x)[0], x @ xb.weights()[0])
+    xb.g_pos = xb.g_pos.clone() * 0.5  # buffer replaced by a new tensor
+    assert torch.allclose(xb.matmul(x)[0], x @ xb.weights()[0])
+    xb.program(w)
+    assert torch.allclose(xb.matmul(x), y0)

@@ -220,14 +220,15 @@ class Crossbar(nn.Module):
         only when a conductance buffer changes (tracked by storage and in-place version counters)."""
         if self.g_pos.requires_grad or self.g_neg.requires_grad:
             return compute()
-        key = (self.g_pos.data_ptr(), self.g_pos._version, self.g_neg.data_ptr(), self.g_neg._version,
-               self.g_pos.shape, self.g_neg.shape)
+        # the cache holds the very tensors it was computed from (so their storage cannot be reused by
+        # a replacement buffer) and their in-place version counters
+        gp, gn = self.g_pos, self.g_neg
         cache = self.__dict__.setdefault("_derived", {})
         hit = cache.get(name)
-        if hit is None or hit[0] != key:
-            hit = (key, compute())
+        if hit is None or hit[0] is not gp or hit[1] is not gn or hit[2] != (gp._version, gn._version):
+            hit = (gp, gn, (gp._version, gn._version), compute())
             cache[name] = hit
-        return hit[1]
+        return hit[3]
 
     def _read_g(self) -> tuple[torch.Tensor, str]:
         """The matrix a read multiplies the input voltages by, and its cache name: ``G+ − G−``, or with

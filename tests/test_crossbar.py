@@ -236,3 +236,21 @@ def test_derived_cache_follows_buffer_changes():
     assert torch.allclose(xb.matmul(x)[0], x @ xb.weights()[0])
     xb.program(w)
     assert torch.allclose(xb.matmul(x), y0)
+
+
+def test_partial_nested_override_keeps_the_experiments_own_defaults():
+    from dataclasses import dataclass, field
+
+    from memristive.nonideal import ReadNoise
+
+    @dataclass
+    class Exp:
+        crossbar: CrossbarConfig = field(default_factory=lambda: CrossbarConfig(
+            adc=Converter(bits=8, range=2.0), read_noise=ReadNoise(0.03, "range")))
+
+    cfg = from_dict(Exp, {"crossbar": {"adc": {"range": 1.0}, "read_noise": {"sigma": 0.05}}})
+    assert (cfg.crossbar.adc.bits, cfg.crossbar.adc.range) == (8, 1.0)
+    assert (cfg.crossbar.read_noise.sigma, cfg.crossbar.read_noise.mode) == (0.05, "range")
+    # a device mapping replaces the whole device (resistances vs conductances never mix)
+    cfg = from_dict(Exp, {"crossbar": {"device": {"g_min": 1e-6, "g_max": 1e-4}}})
+    assert cfg.crossbar.device.g_max == pytest.approx(1e-4) and cfg.crossbar.adc.bits == 8

@@ -8,6 +8,7 @@ dataclass's ``__post_init__`` and use :func:`check` so that their messages look 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -40,8 +41,11 @@ def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Convert ``value`` to the annotated type ``tp`` or raise ConfigError."""
+def _convert(value: Any, tp: Any, key: str, base: Any = None) -> Any:
+    """Convert ``value`` to the annotated type ``tp`` or raise ConfigError.
+
+    ``base`` is the current value of a nested dataclass field: a partial mapping is laid over it.
+    """
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -54,7 +58,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _convert(value, arg, key)
+                return _convert(value, arg, key, base if isinstance(base, arg if isinstance(arg, type) else ()) else None)
             except ConfigError as exc:
                 errors.append(str(exc))
         if len(errors) == 1:  # Optional[X]: X's own message names the key and the problem
@@ -86,7 +90,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{key}={value!r}: expected a mapping of {tp.__name__} fields")
-        return from_dict(tp, value, prefix=key)
+        return from_dict(tp, value, prefix=key, base=base)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -132,9 +136,24 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def from_dict(cls: type, data: dict | None, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def from_dict(cls: type, data: dict | None, prefix: str = "", base: Any = None) -> Any:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types.
+
+    Keys missing from ``data`` keep the value they have in ``base`` (an instance of ``cls``), or the
+    field's default. A nested mapping is laid over the nested default *instance*, so a partial
+    override such as ``quant.granularity=tensor`` keeps an experiment's other ``quant`` defaults.
+    A dataclass with ``__config_merge__ = False`` (e.g. a device given either as resistances or as
+    conductances) is replaced whole instead.
+    """
     data = dict(data or {})
+    if base is not None and not getattr(type(base), "__config_merge__", True):
+        base = None
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
@@ -144,9 +163,20 @@ def from_dict(cls: type, data: dict | None, prefix: str = "") -> Any:
             f"unknown key(s) {unknown} in {where}; valid keys are {sorted(fields)}"
         )
     kwargs = {}
-    for name, value in data.items():
+    for name, f in fields.items():
+        current = getattr(base, name) if base is not None else None
+        if name not in data:
+            if base is not None:
+                kwargs[name] = copy.deepcopy(current)
+            continue
         key = f"{prefix}.{name}" if prefix else name
-        kwargs[name] = _convert(value, hints[name], key)
+        value = data[name]
+        nested_base = None
+        if isinstance(value, dict):
+            nested_base = current if base is not None else _field_default(f)
+            if not (dataclasses.is_dataclass(nested_base) and not isinstance(nested_base, type)):
+                nested_base = None
+        kwargs[name] = _convert(value, hints[name], key, nested_base)
     try:
         return cls(**kwargs)
     except ConfigError as exc:

@@ -26,6 +26,8 @@ class LinearDevice:
     levels: int | None = None
     name: str = "linear"
 
+    __config_merge__ = False  # a config mapping replaces the whole device (r_* or g_*, not a mix)
+
     def __post_init__(self) -> None:
         has_r = self.r_on is not None or self.r_off is not None
         has_g = self.g_min is not None or self.g_max is not None

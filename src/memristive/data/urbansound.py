@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 import shutil
 import struct
@@ -822,6 +823,20 @@ def generate_clip(index: int, cfg: SubstituteConfig, ctx=None) -> tuple[np.ndarr
 _POOL_CTX: dict[int, _Context] = {}
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Pool-worker initializer: leave as soon as the parent process is gone (e.g. killed), instead of
+    waiting forever on the task queue as an orphan."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _generate_part(args) -> np.ndarray:
     key, cfg, idx = args
     ctx = _POOL_CTX[key]  # inherited from the parent through fork
@@ -838,7 +853,8 @@ def _generate_parallel(sel, cfg: SubstituteConfig, state: dict, progress: bool) 
     if "pool" not in state:
         _POOL_CTX[id(state)] = state["ctx"]
         try:
-            state["pool"] = ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("fork"))
+            state["pool"] = ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("fork"),
+                                                initializer=_exit_with_parent, initargs=(os.getpid(),))
         except (ValueError, OSError):  # no fork on this platform: stay serial
             state["pool"] = None
         if state["pool"] is not None:

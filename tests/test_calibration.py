@@ -422,6 +422,8 @@ def test_mapping_and_threshold_studies_quick_smoke(tmp_path):
     assert (run.path / "mapping.png").is_file()
     res, run = run_experiment("calibration-threshold", out=tmp_path / "th", quick=True,
                               overrides=small + ["insitu.n_train=400", "gates=[both]"])
+    before = res["metrics"]["before_insitu"]
+    assert before["none"] != before["calibration"]  # measured on the same arrays, before and after calibrate()
     by_th = {r["threshold"]: r for r in res["metrics"]["rows"]}
     assert by_th[0.1]["writes_per_device_mean"] <= by_th[0.0]["writes_per_device_mean"]
     assert (run.path / "threshold.png").is_file()

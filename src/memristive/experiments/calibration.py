@@ -472,8 +472,9 @@ def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
 
     def base():
         hw = convert(model, xcfg, trials=cfg.trials, seed=seed)
+        none = summary(accuracy(hw, data.x_test, data.y_test))  # before calibrate(), which swaps hw's layers in place
         cal = calibrate(hw, model, data.x_train, cfg.calibration, inplace=True)
-        return {"none": summary(accuracy(hw, data.x_test, data.y_test)), "calibration": summary(accuracy(cal, data.x_test, data.y_test))}
+        return {"none": none, "calibration": summary(accuracy(cal, data.x_test, data.y_test))}
 
     ref = run.checkpoint("threshold_base", base)
     rows = []

@@ -162,11 +162,11 @@ class CalibratedLinear(nn.Module):
         if standards.dim() != 2 or standards.shape[1] != layer.in_features:
             raise ValueError(f"standards: expected (K, {layer.in_features}), got {tuple(standards.shape)}")
         self.layer = layer
-        dt = layer.crossbar.g_pos.dtype
-        self.register_buffer("w_ref", w_ref.detach().to(dt).clone())
-        self.register_buffer("standards", standards.detach().to(dt).clone())
+        dt, dev = layer.crossbar.g_pos.dtype, layer.crossbar.g_pos.device
+        self.register_buffer("w_ref", w_ref.detach().to(dev, dt).clone())
+        self.register_buffer("standards", standards.detach().to(dev, dt).clone())
         self.register_buffer("v_std", self.standards @ self.w_ref)
-        self.register_buffer("delta", torch.zeros(layer.crossbar.trials, len(standards), layer.out_features, dtype=dt))
+        self.register_buffer("delta", torch.zeros(layer.crossbar.trials, len(standards), layer.out_features, dtype=dt, device=dev))
         self.surrogate: torch.Tensor | None = None
         self.software = False  # with a surrogate: compute in software only (the array is not read)
         self.use_standard = False

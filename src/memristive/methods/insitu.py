@@ -128,7 +128,7 @@ class DeviceArray:
             if write_variation == "redraw":  # devices programmed off target are the variation-affected ones
                 varied = ~stuck & ((gain - 1).abs() > 1e-6)
                 lo, hi = redraw_sigma
-                st["sigma"] = torch.where(varied, lo + (hi - lo) * torch.rand(g.shape, generator=self._gen(seed), dtype=g.dtype),
+                st["sigma"] = torch.where(varied, lo + (hi - lo) * torch.rand(g.shape, generator=self._gen(seed), dtype=g.dtype, device=g.device),
                                           torch.zeros_like(g))
                 st["varied"] = varied
             self._state[which] = st

@@ -52,7 +52,10 @@ test-slow: setup data
 	$(BIN)/python -m pytest -q -m slow
 
 bench: setup data
-	$(BIN)/python benchmarks/bench_inference.py
+	$(BIN)/python benchmarks/bench_inference.py --threads 1
+	$(BIN)/python benchmarks/bench_dtga.py
+	$(BIN)/python benchmarks/bench_gru.py
+	$(BIN)/python benchmarks/bench_calibration.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -29,7 +29,7 @@ from ..methods.liu import LiuConfig, liu_rescue
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear
 from ..nonideal import DefectPercent
-from .common import load_data, software_mlp, summary
+from .common import SoftwareMLPConfig, load_data, software_mlp, summary
 from .runner import RunFolder, experiment
 
 # The paper's printed numbers (recognition rate, %), for the plots and the results table.
@@ -64,17 +64,9 @@ def convert_with_defects(model: nn.Module, base: CrossbarConfig, defect: DefectP
 
 # ============================================================================================ Fig. 6
 @dataclass
-class Fig6Config:
+class Fig6Config(SoftwareMLPConfig):
     """Fig. 6: recognition rate vs defect percent; no calibration / calibration / calibration + in-situ."""
 
-    dataset: str = "mnist"
-    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
-    activation: str = "abs"
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 128
-    n_train: int | None = None
-    n_test: int | None = None
     defect_percents: list[float] = field(default_factory=lambda: [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20])
     beta: float = 0.5
     sigma_low: float = 0.6
@@ -170,17 +162,10 @@ def _plot_fig6(run: RunFolder, points: list[dict], software: float, cfg: Fig6Con
 
 # ============================================================================================ Table 1
 @dataclass
-class Table1Config:
+class Table1Config(SoftwareMLPConfig):
     """Table 1: 784×256×10 MLP, defects in W1 / W2 / both; Liu et al. vs calibration + in-situ."""
 
-    dataset: str = "mnist"
     sizes: list[int] = field(default_factory=lambda: [784, 256, 10])
-    activation: str = "abs"
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 128
-    n_train: int | None = None
-    n_test: int | None = None
     defect_percents: list[float] = field(default_factory=lambda: [5, 10, 20])
     headline_percent: float = 10
     cases: list[str] = field(default_factory=lambda: ["W1", "W2", "W1&W2"])
@@ -298,17 +283,9 @@ MAPPING_VARIANTS = {
 
 
 @dataclass
-class MappingStudyConfig:
+class MappingStudyConfig(SoftwareMLPConfig):
     """What the paper's no-calibration numbers imply: mapping, clipping, which cells are affected."""
 
-    dataset: str = "mnist"
-    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
-    activation: str = "abs"
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 128
-    n_train: int | None = None
-    n_test: int | None = None
     defect_percents: list[float] = field(default_factory=lambda: [10, 20])
     variants: list[str] = field(default_factory=lambda: list(MAPPING_VARIANTS))
     standards: list[str] = field(default_factory=lambda: ["zero", "mean", "nearest"])  # calibration-only accuracy
@@ -423,17 +400,9 @@ def _plot_mapping(run: RunFolder, rows: list[dict], software: float, cfg: Mappin
 
 
 @dataclass
-class ThresholdStudyConfig:
+class ThresholdStudyConfig(SoftwareMLPConfig):
     """The threshold's trade-off (paper §1.2): accuracy vs device writes, for the output and update gates."""
 
-    dataset: str = "mnist"
-    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
-    activation: str = "abs"
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 128
-    n_train: int | None = None
-    n_test: int | None = None
     defect_percent: float = 10
     thresholds: list[float] = field(default_factory=lambda: [0.0, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1])
     gates: list[str] = field(default_factory=lambda: ["output", "both"])

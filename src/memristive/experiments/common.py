@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 
 import torch
 
@@ -10,6 +11,20 @@ from ..data import Dataset, load_dataset
 from ..methods.software import train_classifier
 from ..nn import mlp
 from .runner import RunFolder
+
+
+@dataclass
+class SoftwareMLPConfig:
+    """The software-trained MLP that the crossbar experiments start from (shared config fields)."""
+
+    dataset: str = "mnist"
+    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
+    activation: str = "abs"
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    n_train: int | None = None
+    n_test: int | None = None
 
 
 def load_data(name: str, n_train: int | None, n_test: int | None) -> Dataset:

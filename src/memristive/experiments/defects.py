@@ -13,22 +13,14 @@ from ..crossbar import CrossbarConfig
 from ..methods.software import accuracy
 from ..nn import convert
 from ..nonideal import DefectPercent
-from .common import load_data, software_mlp, summary
+from .common import SoftwareMLPConfig, load_data, software_mlp, summary
 from .runner import RunFolder, experiment
 
 
 @dataclass
-class DefectsConfig:
+class DefectsConfig(SoftwareMLPConfig):
     """784×100×10 Abs MLP, trained in software, evaluated on differential crossbars vs defect percent."""
 
-    dataset: str = "mnist"
-    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
-    activation: str = "abs"
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 128
-    n_train: int | None = None
-    n_test: int | None = None
     defect_percents: list[float] = field(default_factory=lambda: [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20])
     beta: float = 0.5
     sigma_low: float = 0.6

@@ -27,22 +27,14 @@ from ..config import check
 from ..crossbar import CrossbarConfig, Tiling
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear, convert
-from .common import load_data, software_mlp, summary
+from .common import SoftwareMLPConfig, load_data, software_mlp, summary
 from .runner import RunFolder, experiment
 
 
 @dataclass
-class IRDropConfig:
+class IRDropConfig(SoftwareMLPConfig):
     """Accuracy of the software-trained MLP on crossbars with line resistance."""
 
-    dataset: str = "mnist"
-    sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
-    activation: str = "abs"
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 128
-    n_train: int | None = None
-    n_test: int | None = None
     wire_resistances: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0])
     tile_sizes: list[int] = field(default_factory=lambda: [0, 256, 128, 64, 32])
     partial_tiles: Literal["pad", "trim"] = "pad"

@@ -39,10 +39,9 @@ class Netlist:
     meta: dict = field(default_factory=dict)
 
     def write(self, path) -> None:
-        from ..experiments.runner import atomic_write_bytes
-        from pathlib import Path
+        from ..io import atomic_write_text
 
-        atomic_write_bytes(Path(path), self.text.encode())
+        atomic_write_text(path, self.text)
 
 
 def _num(x: float) -> str:

@@ -6,7 +6,7 @@ under the current directory, ``~/.cache/memristive``. ``memristive data fetch NA
 """
 
 from .idx import read_idx, write_idx
-from .mnist import DataError, Dataset, data_dir, fetch, load_fashion_mnist, load_mnist, load_dataset
+from .mnist import DATASETS, DataError, Dataset, data_dir, fetch, load_dataset, load_fashion_mnist, load_mnist, verify
 
 __all__ = [
     "read_idx",
@@ -18,4 +18,6 @@ __all__ = [
     "load_mnist",
     "load_fashion_mnist",
     "load_dataset",
+    "verify",
+    "DATASETS",
 ]

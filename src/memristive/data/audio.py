@@ -70,7 +70,6 @@ __all__ = [
     "extract_features",
     "fix_length",
     "frame_sequence",
-    "standardize",
     "signal_power",
     "mix_at_snr",
     "make_noise",
@@ -87,8 +86,8 @@ class FeatureConfig:
 
     ``kind="mfcc"`` gives ``n_mfcc`` coefficients from an ``n_mels``-band log-mel spectrogram;
     ``kind="logmel"`` gives the ``n_mels`` log-mel bands themselves. ``pool`` averages that many
-    consecutive frames (a shorter sequence for the GRU; 1 = none). ``standardize`` is applied later,
-    from training-set statistics (see :func:`standardize`).
+    consecutive frames (a shorter sequence for the GRU; 1 = none). The features go to the GRU as
+    computed (no per-feature standardization).
     """
 
     kind: Literal["mfcc", "logmel"] = "mfcc"
@@ -296,14 +295,6 @@ def extract_features(audio, cfg: FeatureConfig, batch_size: int = 64, progress: 
     if not out:
         return torch.zeros(0, cfg.n_frames, cfg.n_features)
     return torch.cat(out).float()
-
-
-def standardize(train: torch.Tensor, *others: torch.Tensor, eps: float = 1e-6):
-    """Per-feature mean/std from ``train`` (over clips and frames) applied to all; returns the tensors
-    followed by ``(mean, std)``."""
-    mean = train.mean(dim=(0, 1))
-    std = train.std(dim=(0, 1)).clamp_min(eps)
-    return (*[(t - mean) / std for t in (train, *others)], mean, std)
 
 
 # ------------------------------------------------------------------------------------------- noise

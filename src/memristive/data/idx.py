@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with (gzip.open if _is_gzip(path) else open)(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise IDXError(f"IDX file {str(path)!r} could not be read ({exc}); delete it and fetch it again") from None
     if len(data) < 4:
         raise IDXError(f"IDX file {str(path)!r} is truncated ({len(data)} bytes)")

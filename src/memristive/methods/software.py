@@ -7,13 +7,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def train_classifier(
     model: nn.Module,
     x: torch.Tensor,

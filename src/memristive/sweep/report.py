@@ -23,6 +23,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from ..io import atomic_write_bytes, csv_bytes
 from .store import SweepStore
 
 __all__ = ["make_report", "flatten_metrics", "format_table"]
@@ -86,19 +87,6 @@ def format_table(rows: list[dict], columns: list[str], max_width: int = 28) -> s
     return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def _csv(rows: list[dict]) -> bytes:
-    import csv
-
-    buf = io.StringIO()
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue().encode()
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")[:80] or "metric"
 
@@ -129,8 +117,6 @@ def _choose_metrics(rows: list[dict], metric_cols: list[str], wanted: list[str] 
 def make_report(path: str | Path, x: str | None = None, metrics: list[str] | None = None,
                 progress: bool = False) -> dict:
     """Build the report of sweep folder ``path``; returns its data (rows, aggregate, files, text)."""
-    from ..experiments.runner import atomic_write_bytes
-
     store = SweepStore(path)
     decl = store.declaration()
     axes: list[str] = decl.get("axes", [])
@@ -169,9 +155,9 @@ def make_report(path: str | Path, x: str | None = None, metrics: list[str] | Non
         atomic_write_bytes(out_dir / name, data)
         files.append(str(out_dir / name))
 
-    write("summary.csv", _csv(rows))
+    write("summary.csv", csv_bytes(rows))
     for name, recs in tables.items():
-        write(f"{_safe(name)}.csv", _csv(recs))
+        write(f"{_safe(name)}.csv", csv_bytes(recs))
     # aggregate over seeds
     group_axes = [a for a in axes if a != "seed"]
     done = [r for r in rows if r["status"] == "done"]
@@ -190,7 +176,7 @@ def make_report(path: str | Path, x: str | None = None, metrics: list[str] | Non
                     m, sd, n = _stats(vals)
                     agg[f"{c} mean"], agg[f"{c} std"] = m, sd
             aggregate.append(agg)
-        write("aggregate.csv", _csv(aggregate))
+        write("aggregate.csv", csv_bytes(aggregate))
     chosen = _choose_metrics(rows, metric_cols, metrics) if done else []
     plots = _plots(rows, tables, axes, chosen, x, write) if done else []
     cols = ["point"] + axes + ["status"] + chosen[:6]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, apply_overrides, check, from_dict, load_config, to_dict
+from ..io import json_default
 
 __all__ = ["SweepSpec", "Point", "load_sweep", "parse_sweep", "set_path"]
 
@@ -140,10 +141,8 @@ class SweepSpec:
 
 
 def point_key(experiment: str, cfg: Any, quick: bool) -> str:
-    from ..experiments.runner import _json_default
-
     blob = json.dumps({"experiment": experiment, "quick": bool(quick), "config": to_dict(cfg)},
-                      sort_keys=True, default=_json_default)
+                      sort_keys=True, default=json_default)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -21,15 +21,17 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
+from ..io import FolderLock, FolderLocked, atomic_write_json, clean_tmp
 
 __all__ = ["SweepStore", "SweepLocked"]
 
 
-class SweepLocked(ConfigError):
+class SweepLocked(FolderLocked):
     """Another sweep process is running on this folder."""
 
 
@@ -38,45 +40,24 @@ class SweepStore:
         self.path = Path(path)
         self.points_dir = self.path / "points"
         self.failed_dir = self.path / "failed"
-        self._lock_fd: int | None = None
+        self._lock: FolderLock | None = None
 
     # ------------------------------------------------------------------ locking
     def lock(self) -> None:
-        import fcntl
-
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise SweepLocked(f"sweep folder {str(self.path)!r} is in use by another sweep (pid {other or '?'}); "
-                              "wait for it or use another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
+        self._lock = FolderLock(self.path, "sweep", SweepLocked).acquire()
 
     def unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing releases the flock
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ------------------------------------------------------------------ files
     def _write(self, path: Path, data: Any) -> None:
-        from ..experiments.runner import _json_default, atomic_write_bytes
-
-        atomic_write_bytes(path, json.dumps(data, indent=1, default=_json_default).encode())
+        atomic_write_json(path, data, indent=1)
 
     def clean_tmp(self) -> list[Path]:
         """Remove temporary files left by writes that were killed midway."""
-        removed = []
-        for d in (self.path, self.points_dir, self.failed_dir):
-            if d.is_dir():
-                for p in d.glob(".*.tmp"):
-                    p.unlink(missing_ok=True)
-                    removed.append(p)
-        return removed
+        return clean_tmp(self.path, self.points_dir, self.failed_dir)
 
     def write_declaration(self, decl: dict) -> None:
         self._write(self.path / "sweep.json", decl)
@@ -94,17 +75,23 @@ class SweepStore:
         return self.points_dir / key
 
     def record(self, key: str) -> dict | None:
-        """The finished record of point ``key``, or None. An unreadable file (which atomic writes rule
-        out) is moved aside to ``<key>.json.corrupt`` and the point counts as not finished."""
+        """The finished record of point ``key``, or None. A file that is not a complete record (torn,
+        empty, ``{}``, another key's) is moved aside to ``<key>.json.corrupt`` with a warning, and the
+        point counts as not finished (it runs again)."""
         p = self.record_path(key)
         try:
             data = json.loads(p.read_text())
         except FileNotFoundError:
             return None
         except (json.JSONDecodeError, UnicodeDecodeError):
-            p.rename(p.with_suffix(".json.corrupt"))
-            return None
-        return data if isinstance(data, dict) and data.get("status") == "done" else None
+            data = None
+        if isinstance(data, dict) and data.get("status") == "done" and data.get("key") == key \
+                and isinstance(data.get("metrics"), dict):
+            return data
+        warnings.warn(f"sweep record {str(p)!r} is not a complete point record; moved aside to "
+                      f"{p.name}.corrupt, the point runs again", RuntimeWarning, stacklevel=2)
+        p.rename(p.with_suffix(".json.corrupt"))
+        return None
 
     def is_done(self, key: str) -> bool:
         return self.record(key) is not None

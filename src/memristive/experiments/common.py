@@ -22,7 +22,7 @@ def is_int(v: Any) -> bool:
 
 
 def check_int(value: Any, key: str, lo: int, hi: int | None = None) -> None:
-    rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+    rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
     check(is_int(value) and value >= lo and (hi is None or value <= hi), key, value, f"must be an integer {rng}")
 
 
@@ -42,7 +42,7 @@ def check_number(value: Any, key: str, lo: float | None = None, hi: float | None
 
 
 def check_seed(seed: Any, key: str = "seed") -> None:
-    check(is_int(seed) and 0 <= seed < MAX_SEED, key, seed, f"must be an integer in [0, 2**32)")
+    check(is_int(seed) and 0 <= seed < MAX_SEED, key, seed, "must be an integer in [0, 2**32)")
 
 
 def check_values(values: Any, key: str, lo: float, hi: float | None, unit: str = "") -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..config import ConfigError, apply_overrides, from_dict, load_config
 
-__all__ = ["REGISTRY", "ExperimentSpec", "experiment", "discover", "get", "build_config"]
+__all__ = ["REGISTRY", "ExperimentSpec", "experiment", "discover", "get", "build_config", "check_finite"]
 
 REGISTRY: dict[str, "ExperimentSpec"] = {}
 _INFRA = {"registry", "folder", "runner", "common"}  # modules of this package that define no experiment
@@ -61,7 +61,7 @@ def get(name: str) -> ExperimentSpec:
     """The registered experiment ``name``, or a ConfigError listing the known ones."""
     reg = discover()
     if not isinstance(name, str) or name not in reg:
-        raise ConfigError(f"experiment={name!r}: unknown; known: {', '.join(sorted(reg))} (see 'memristive list')")
+        raise ConfigError(f"experiment={name!r}: unknown experiment; known: {', '.join(sorted(reg))} (see 'memristive list')")
     return reg[name]
 
 
@@ -83,7 +83,29 @@ def build_config(spec: ExperimentSpec, config_file: str | None = None, overrides
                               f"'memristive sweep {config_file}' (or drop the 'sweep:' section)")
         data = merge(data, file_data)
     data = apply_overrides(data, overrides or [])
-    return from_dict(spec.config_cls, data, prefix=spec.name)
+    cfg = from_dict(spec.config_cls, data, prefix=spec.name)
+    check_finite(cfg)
+    return cfg
+
+
+def check_finite(config: Any) -> None:
+    """Every number in an experiment config is finite (no experiment takes inf or NaN anywhere);
+    the ConfigError names the first offending key."""
+    import math
+
+    from ..config import to_dict
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"{key}={node!r}: must be a finite number (inf and NaN are not allowed)")
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+
+    walk(to_dict(config), "")
 
 
 def merge(a: dict, b: dict) -> dict:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..io import git_commit
 from .folder import FolderLock, RunFolder, claim_folder, torch_threads
-from .registry import REGISTRY, ExperimentSpec, build_config, experiment, get
+from .registry import REGISTRY, ExperimentSpec, build_config, check_finite, experiment, get
 
 __all__ = ["run_experiment", "default_out", "versions", "REGISTRY", "ExperimentSpec", "RunFolder", "experiment",
            "build_config"]
@@ -55,6 +55,7 @@ def run_experiment(name: str, config: Any = None, out: str | Path | None = None,
         from ..config import ConfigError
 
         raise ConfigError(f"config={type(config).__name__}: experiment {name!r} takes a {spec.config_cls.__name__}")
+    check_finite(config)
     if threads is not None:
         from ..config import check
 

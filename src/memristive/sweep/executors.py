@@ -117,9 +117,10 @@ def open_executor(kind: str, workers: int | None = None, threads: int | None = N
         raise ConfigError(f"executor={kind!r}: must be 'local' or 'dask'")
     if scheduler and kind != "dask":
         raise ConfigError("--scheduler needs --executor dask")
-    workers = workers or default_workers()
-    if workers < 1:
-        raise ConfigError(f"workers={workers}: must be >= 1")
+    for key, val in (("workers", workers), ("threads", threads)):
+        if val is not None and not (isinstance(val, int) and not isinstance(val, bool) and val >= 1):
+            raise ConfigError(f"{key}={val!r}: must be an integer >= 1 (or None for the default)")
+    workers = workers if workers is not None else default_workers()
     if threads is None and not scheduler:  # on an existing cluster the workers keep their own setting
         threads = max(1, (os.cpu_count() or 1) // workers)
     if kind == "local":

@@ -79,9 +79,11 @@ def _lab(v: Any) -> str:
 
 
 def format_table(rows: list[dict], columns: list[str], max_width: int = 28) -> str:
-    """A plain-text table (for the terminal)."""
-    cells = [[_fmt(r.get(c))[:max_width] for c in columns] for r in rows]
-    heads = [c if len(c) <= max_width else "…" + c[-(max_width - 1):] for c in columns]
+    """A plain-text table (for the terminal). Headers are never cut; cells longer than ``max_width``
+    end in "…"."""
+    cut = lambda s: s if len(s) <= max_width else s[: max_width - 1] + "…"  # noqa: E731
+    cells = [[cut(_fmt(r.get(c))) for c in columns] for r in rows]
+    heads = list(columns)
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
     line = lambda xs: "  ".join(x.ljust(w) for x, w in zip(xs, widths))  # noqa: E731
     return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in cells])

@@ -57,6 +57,9 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, execu
         raise ConfigError(f"executor={executor!r}: must be 'local' or 'dask'")
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
+    for key, val in (("workers", workers), ("threads", threads)):
+        if val is not None and not (isinstance(val, int) and not isinstance(val, bool) and val >= 1):
+            raise ConfigError(f"{key}={val!r}: must be an integer >= 1 (or None for the default)")
     if not isinstance(spec, SweepSpec):
         spec = load_sweep(spec)
     points = spec.points()  # validates every point before anything runs
@@ -71,7 +74,7 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, execu
         bar = tqdm(total=len(points), initial=outcome.skipped, desc=f"sweep {spec.experiment}", unit="point",
                    disable=not progress, dynamic_ncols=True)
         if todo:
-            n_workers = workers if (workers or executor == "dask") else min(_auto(len(todo)), len(todo))
+            n_workers = workers if (workers is not None or executor == "dask") else min(_auto(len(todo)), len(todo))
             ex = open_executor(executor, n_workers, threads, scheduler, dask_processes)
             bar.write(f"{len(todo)} of {len(points)} point(s) to run on {ex.describe()}; folder {out}")
             cancel = True

@@ -74,4 +74,5 @@ def _run(task: dict, info: dict, t0: float) -> dict:
     results, run = run_experiment(name, cfg, task["point_dir"], quick=bool(task.get("quick")))
     return {"status": "done", "metrics": results["metrics"], "timings": results["timings"],
             "resumed_checkpoints": results.get("resumed_points", []), "worker": info,
-            "wall_s": round(time.time() - t0, 3), "config_hash": results.get("config_hash")}
+            "wall_s": round(time.time() - t0, 3), "config_hash": results.get("config_hash"),
+            "torch_threads": results.get("torch_threads")}

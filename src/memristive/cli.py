@@ -65,12 +65,13 @@ def _errors(resume: Optional[str] = None) -> Iterator[None]:
     resume), anything else (1; the traceback with --debug)."""
     from .data import DataError
     from .data.idx import IDXError
+    from .sweep.run import SweepError
 
     try:
         yield
     except (typer.Exit, typer.Abort):
         raise
-    except (ConfigError, DataError, IDXError) as exc:
+    except (ConfigError, DataError, IDXError, SweepError) as exc:
         if _STATE["debug"]:
             raise
         _fail(str(exc))

@@ -10,7 +10,7 @@
 
 from .executors import DaskExecutor, LocalExecutor, open_executor
 from .report import flatten_metrics, format_table, make_report
-from .run import SweepOutcome, plan, run_sweep
+from .run import SweepError, SweepOutcome, plan, run_sweep
 from .spec import Point, SweepSpec, load_sweep, parse_sweep
 from .store import SweepLocked, SweepStore
 
@@ -27,6 +27,7 @@ __all__ = [
     "run_sweep",
     "plan",
     "SweepOutcome",
+    "SweepError",
     "make_report",
     "flatten_metrics",
     "format_table",

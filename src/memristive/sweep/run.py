@@ -16,7 +16,16 @@ from .spec import SweepSpec, load_sweep
 from .store import SweepStore
 from .worker import run_point
 
-__all__ = ["run_sweep", "SweepOutcome", "plan"]
+__all__ = ["run_sweep", "SweepOutcome", "SweepError", "plan"]
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot go on (e.g. the local worker processes died); finished points are kept."""
+
+
+BROKEN_POOL = ("the local worker processes died{when}. If you call run_sweep from a script, put the call under "
+               "`if __name__ == \"__main__\":` (workers are started with spawn, which re-imports the script); "
+               "otherwise a worker was killed (out of memory?). Finished points are saved; re-run to resume.")
 
 
 @dataclass
@@ -92,6 +101,11 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, execu
                     except BaseException as exc:  # a worker died (OOM, killed) or the cluster went away
                         if isinstance(exc, KeyboardInterrupt):
                             raise
+                        from concurrent.futures.process import BrokenProcessPool
+
+                        if isinstance(exc, BrokenProcessPool):  # every pending point would fail the same way
+                            when = " before finishing any point" if outcome.finished == 0 else ""
+                            raise SweepError(BROKEN_POOL.format(when=when)) from None
                         res = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": ""}
                     rec = {"key": p.key, "index": p.index, "values": p.values, "label": p.label,
                            "experiment": spec.experiment, **res}

@@ -92,12 +92,12 @@ SPECIFIC = [
     ("defects", "defect_percents=[.nan]", "defect_percents", None),
     ("defects", "crossbar.read_noise.sigma=.inf", "crossbar.read_noise.sigma", None),
     ("defects", "crossbar.read_noise.sigma=-1", "crossbar.read_noise.sigma",
-     "core: ReadNoise's check names 'read_noise.sigma', from_dict prefixes it again"),
+     None),
     ("defects", "crossbar.r_s=.inf", "crossbar.r_s", None),
-    ("defects", "crossbar.r_s=-5", "crossbar.r_s", "core: CrossbarConfig accepts r_s <= 0"),
-    ("defects", "crossbar.adc.bits=0", "crossbar.adc.bits", "core: doubled prefix 'crossbar.adc.converter.bits'"),
+    ("defects", "crossbar.r_s=-5", "crossbar.r_s", None),
+    ("defects", "crossbar.adc.bits=0", "crossbar.adc.bits", None),
     ("defects", "crossbar.adc.bits=1.5", "crossbar.adc.bits", None),
-    ("defects", "crossbar.tile.rows=0", "crossbar.tile.rows", "core: doubled prefix 'crossbar.tile.tile.rows'"),
+    ("defects", "crossbar.tile.rows=0", "crossbar.tile.rows", None),
     ("defects", "crossbar.bogus=1", "bogus", None),
     ("defects", "crossbar.nonidealities=[{kind: nope}]", "kind", None),
     ("calibration-fig6", "defect_percents=[]", "defect_percents", None),
@@ -224,8 +224,7 @@ def _(tmp):
     _build("defects", "trials")
 
 
-@case("override into a null section (read_noise: null in a file)", ConfigError, "crossbar.read_noise.sigma",
-      core="core: apply_overrides cannot set a key under a null section (config.py); the sweep's set_path can")
+@case("override into a null section (read_noise: null in a file)", ConfigError, "crossbar.read_noise.sigma")
 def _(tmp):
     from memristive.experiments.registry import build_config, get
 
@@ -248,12 +247,12 @@ def _nonideal(name, *a, **kw):
 
 
 CORE_API = [
-    ("Lognormal(sigma=inf)", lambda tmp: _nonideal("Lognormal", sigma=math.inf), "sigma", "core: Lognormal accepts inf"),
+    ("Lognormal(sigma=inf)", lambda tmp: _nonideal("Lognormal", sigma=math.inf), "sigma", None),
     ("Lognormal(sigma=-1)", lambda tmp: _nonideal("Lognormal", sigma=-1.0), "sigma", None),
     ("Lognormal(sigma=nan)", lambda tmp: _nonideal("Lognormal", sigma=math.nan), "sigma", None),
-    ("ReadNoise(inf)", lambda tmp: _nonideal("ReadNoise", math.inf), "sigma", "core: ReadNoise accepts inf"),
+    ("ReadNoise(inf)", lambda tmp: _nonideal("ReadNoise", math.inf), "sigma", None),
     ("ReadNoise(-0.1)", lambda tmp: _nonideal("ReadNoise", -0.1), "sigma", None),
-    ("Fluctuation(sigma=inf)", lambda tmp: _nonideal("Fluctuation", sigma=math.inf), "sigma", "core: Fluctuation accepts inf"),
+    ("Fluctuation(sigma=inf)", lambda tmp: _nonideal("Fluctuation", sigma=math.inf), "sigma", None),
     ("Fluctuation(sigma=-1)", lambda tmp: _nonideal("Fluctuation", sigma=-1.0), "sigma", None),
     ("StuckAt(p_hrs=2)", lambda tmp: _nonideal("StuckAt", p_hrs=2.0), "p_hrs", None),
     ("StuckAt(p_hrs=-0.1)", lambda tmp: _nonideal("StuckAt", p_hrs=-0.1), "p_hrs", None),
@@ -266,9 +265,9 @@ CORE_API = [
     ("DefectPercent(sigma_high<sigma_low)", lambda tmp: _nonideal("DefectPercent", alpha=0.1, sigma_low=1.0, sigma_high=0.5),
      "sigma_high", None),
     ("DefectPercent(sigma_high=inf)", lambda tmp: _nonideal("DefectPercent", alpha=0.1, sigma_high=math.inf), "sigma_high",
-     "core: DefectPercent accepts sigma_high=inf"),
+     None),
     ("Levels(levels=1)", lambda tmp: _nonideal("Levels", levels=1), "levels", None),
-    ("Levels(levels=2.5)", lambda tmp: _nonideal("Levels", levels=2.5), "levels", "core: Levels accepts a non-integer count"),
+    ("Levels(levels=2.5)", lambda tmp: _nonideal("Levels", levels=2.5), "levels", None),
     ("LinearDevice(r_on=-1)", lambda tmp: __import__("memristive").LinearDevice(r_on=-1.0, r_off=1e4), "r_on", None),
     ("LinearDevice(r_on > r_off)", lambda tmp: __import__("memristive").LinearDevice(r_on=2e4, r_off=1e4), "r_on", None),
     ("LinearDevice(r_off=inf)", lambda tmp: __import__("memristive").LinearDevice(r_on=1e3, r_off=math.inf), "r_off", None),
@@ -276,44 +275,44 @@ CORE_API = [
     ("Converter(bits=0)", lambda tmp: __import__("memristive.crossbar", fromlist=["Converter"]).Converter(bits=0), "bits", None),
     ("Converter(bits=33)", lambda tmp: __import__("memristive.crossbar", fromlist=["Converter"]).Converter(bits=33), "bits", None),
     ("Converter(bits=2.5)", lambda tmp: __import__("memristive.crossbar", fromlist=["Converter"]).Converter(bits=2.5), "bits",
-     "core: Converter accepts non-integer bits"),
+     None),
     ("Converter(range=-1)", lambda tmp: __import__("memristive.crossbar", fromlist=["Converter"]).Converter(bits=8, range=-1.0),
      "range", None),
     ("Tiling(rows=0)", lambda tmp: __import__("memristive.crossbar", fromlist=["Tiling"]).Tiling(0, 8), "rows", None),
     ("Tiling(cols=1)", lambda tmp: __import__("memristive.crossbar", fromlist=["Tiling"]).Tiling(8, 1), "cols", None),
     ("Tiling(rows=2.5)", lambda tmp: __import__("memristive.crossbar", fromlist=["Tiling"]).Tiling(2.5, 8), "rows",
-     "core: Tiling accepts non-integer sizes"),
+     None),
 ]
 for _id, _fn, _key, _core in CORE_API:
     CASES.append(Case(f"api:{_id}", _fn, (ConfigError, ValueError, TypeError), _key, _core))
 
 XB = [
     ("from_weights(empty)", lambda tmp: __import__("memristive").Crossbar.from_weights(torch.empty(0, 4)), "weights",
-     "core: empty weights end in an internal error"),
+     None),
     ("from_weights(complex)", lambda tmp: __import__("memristive").Crossbar.from_weights(torch.randn(4, 4, dtype=torch.cfloat)),
-     "weights", "core: complex weights are not rejected by name"),
+     "weights", None),
     ("from_weights(NaN)", lambda tmp: __import__("memristive").Crossbar.from_weights(torch.full((4, 4), math.nan)), "weights", None),
     ("from_weights(inf)", lambda tmp: __import__("memristive").Crossbar.from_weights(torch.full((4, 4), math.inf)), "weights", None),
     ("from_weights(1-D)", lambda tmp: __import__("memristive").Crossbar.from_weights(torch.randn(4)), "weights", None),
     ("from_weights(numpy)", lambda tmp: __import__("memristive").Crossbar.from_weights(torch.randn(4, 4).numpy()), "weights",
-     "core: a numpy array is neither converted nor rejected by name"),
+     None),
     ("from_weights(trials=0)", lambda tmp: _xb(trials=0), "trials", None),
     ("from_weights(trials=2.5)", lambda tmp: _xb(trials=2.5), "trials", None),
-    ("from_weights(seed=-1)", lambda tmp: _xb(seed=-1), "seed", "core: negative seeds are not rejected by name"),
-    ("from_weights(seed=2**70)", lambda tmp: _xb(seed=2**70), "seed", "core: seeds beyond 64 bits end in an internal error"),
-    ("from_weights(seed=1.5)", lambda tmp: _xb(seed=1.5), "seed", "core: non-integer seeds end in an internal error"),
-    ("from_weights(r_s=-1)", lambda tmp: _xb(r_s=-1.0), "r_s", "core: r_s <= 0 accepted"),
-    ("from_weights(r_s=inf)", lambda tmp: _xb(r_s=math.inf), "r_s", "core: r_s=inf accepted"),
+    ("from_weights(seed=-1)", lambda tmp: _xb(seed=-1), "seed", None),
+    ("from_weights(seed=2**70)", lambda tmp: _xb(seed=2**70), "seed", None),
+    ("from_weights(seed=1.5)", lambda tmp: _xb(seed=1.5), "seed", None),
+    ("from_weights(r_s=-1)", lambda tmp: _xb(r_s=-1.0), "r_s", None),
+    ("from_weights(r_s=inf)", lambda tmp: _xb(r_s=math.inf), "r_s", None),
     ("from_weights(mapping='nope')", lambda tmp: _xb(mapping="nope"), "mapping|mapping.scheme", None),
     ("from_weights(bogus=1)", lambda tmp: _xb(bogus=1), "bogus", None),
-    ("mvm(NaN)", lambda tmp: _xb().mvm(torch.full((2, 8), math.nan)), "v_in", "core: mvm does not check NaN/inf inputs"),
-    ("mvm(inf)", lambda tmp: _xb().mvm(torch.full((2, 8), math.inf)), "v_in", "core: mvm does not check NaN/inf inputs"),
+    ("mvm(NaN)", lambda tmp: _xb().mvm(torch.full((2, 8), math.nan)), "v_in", None),
+    ("mvm(inf)", lambda tmp: _xb().mvm(torch.full((2, 8), math.inf)), "v_in", None),
     ("mvm(wrong width)", lambda tmp: _xb().mvm(torch.rand(2, 5)), "v_in", None),
-    ("mvm(numpy)", lambda tmp: _xb().mvm(torch.rand(2, 8).numpy()), "v_in", "core: numpy inputs end in an internal error"),
-    ("mvm(complex)", lambda tmp: _xb().mvm(torch.rand(2, 8, dtype=torch.cfloat)), "v_in", "core: complex inputs not rejected"),
+    ("mvm(numpy)", lambda tmp: _xb().mvm(torch.rand(2, 8).numpy()), "v_in", None),
+    ("mvm(complex)", lambda tmp: _xb().mvm(torch.rand(2, 8, dtype=torch.cfloat)), "v_in", None),
     ("matmul(NaN)", lambda tmp: _xb().matmul(torch.full((2, 8), math.nan)), "x", None),
     ("matmul(wrong width)", lambda tmp: _xb().matmul(torch.rand(2, 9)), "x", None),
-    ("matmul(numpy)", lambda tmp: _xb().matmul(torch.rand(2, 8).numpy()), "x", "core: numpy inputs end in an internal error"),
+    ("matmul(numpy)", lambda tmp: _xb().matmul(torch.rand(2, 8).numpy()), "x", None),
     ("matmul(trials mismatch)", lambda tmp: _xb(trials=3).matmul(torch.rand(2, 2, 8)), "x", None),
 ]
 for _id, _fn, _key, _core in XB:
@@ -339,7 +338,7 @@ NN = [
     ("convert(model, {dict})", lambda tmp: _convert(_mlp([4, 4, 2]), {"r_s": 1e3}), "config",
      "core: a dict config ends in a TypeError from dataclasses.replace"),
     ("convert(trials=0)", lambda tmp: _convert(_mlp([4, 4, 2]), trials=0), "trials", None),
-    ("convert(seed=-1)", lambda tmp: _convert(_mlp([4, 4, 2]), seed=-1), "seed", "core: negative seeds are not rejected by name"),
+    ("convert(seed=-1)", lambda tmp: _convert(_mlp([4, 4, 2]), seed=-1), "seed", None),
 ]
 for _id, _fn, _key, _core in NN:
     CASES.append(Case(f"api:{_id}", _fn, (ConfigError, ValueError, TypeError), _key, _core))
@@ -353,12 +352,12 @@ def _xcfg(data):
 
 
 CFG = [
-    ("CrossbarConfig adc.bits=0", {"adc": {"bits": 0}}, "adc.bits", "core: doubled prefix 'adc.converter.bits'"),
+    ("CrossbarConfig adc.bits=0", {"adc": {"bits": 0}}, "adc.bits", None),
     ("CrossbarConfig r_s='abc'", {"r_s": "abc"}, "r_s", None),
     ("CrossbarConfig r_s=nan", {"r_s": math.nan}, "r_s", None),
     ("CrossbarConfig nonidealities kind=nope", {"nonidealities": [{"kind": "nope"}]}, "kind", None),
     ("CrossbarConfig stuck_at p_hrs=2", {"nonidealities": [{"kind": "stuck_at", "p_hrs": 2}]}, "p_hrs", None),
-    ("CrossbarConfig tile.rows=0", {"tile": {"rows": 0, "cols": 8}}, "tile.rows", "core: doubled prefix 'tile.tile.rows'"),
+    ("CrossbarConfig tile.rows=0", {"tile": {"rows": 0, "cols": 8}}, "tile.rows", None),
     ("CrossbarConfig unknown key", {"bogus": 1}, "bogus", None),
     ("CrossbarConfig read_noise='x'", {"read_noise": "x"}, "read_noise", None),
 ]

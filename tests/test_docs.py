@@ -13,9 +13,10 @@ Convention (also in README.md, "Documentation"):
   the same file, in the same process (for a walkthrough split by prose).
 * All blocks run in order in one scratch folder (shared by all files, so a later block may use a
   file an earlier one wrote, and sweeps/runs resume), with ``configs/`` and ``benchmarks/`` linked in.
-* Quick mode: ``memristive run NAME ...`` and ``memristive sweep FILE ...`` get the experiment's
-  ``--quick`` settings appended (``--quick`` plus its ``--set`` overrides, so they win even over a
-  ``--config`` file); ``python -m memristive`` is the same command. Nothing else is changed.
+* Quick mode: ``memristive run NAME ...`` gets ``--quick`` and the experiment's quick settings as
+  ``--set`` overrides appended (so they win over a ``--config`` file), except for keys the command
+  sets itself; ``memristive sweep FILE ...`` gets ``--quick`` (the file's own settings still win, so
+  a documented sweep file must be small). Nothing else is changed.
 """
 
 from __future__ import annotations
@@ -90,24 +91,18 @@ def blocks(path: Path) -> list[Block]:
 ALL = [b for p in DOCS for b in blocks(p)]
 
 SHIM = r'''#!{python}
-"""`memristive` for the executed-docs test: run/sweep get the experiment's --quick settings appended."""
+"""`memristive` for the executed-docs test: quick settings for `run` and `sweep` (see the module docstring)."""
 import json, os, sys
 args = sys.argv[1:]
-quick = json.load(open({quick_file!r}))
-def extra(name):
-    if name not in quick:
-        return []
-    return ["--quick"] + [a for k, v in quick[name].items() for a in ("--set", f"{{k}}={{json.dumps(v)}}")]
-cmd = [a for a in args if not a.startswith("-")]
-if cmd and cmd[0] == "run" and len(cmd) > 1 and "--help" not in args:
-    args = args + extra(cmd[1])
-elif cmd and cmd[0] == "sweep" and len(cmd) > 1 and "--help" not in args:
-    import yaml
-    try:
-        exp = (yaml.safe_load(open(cmd[1])) or {{}}).get("experiment")
-    except OSError:
-        exp = None
-    args = args + extra(exp)
+words = [a for a in args if not a.startswith("-")]
+if len(words) > 1 and words[0] == "run" and "--help" not in args:
+    quick = json.load(open({quick_file!r})).get(words[1], {{}})
+    given = {{"trials"}} if "--trials" in args else set()
+    given |= {{"seed"}} if "--seed" in args else set()
+    given |= {{args[i + 1].split("=")[0].split(".")[0] for i, a in enumerate(args[:-1]) if a in ("--set", "-s")}}
+    args += ["--quick"] + [x for k, v in quick.items() if k not in given for x in ("--set", f"{{k}}={{json.dumps(v)}}")]
+elif len(words) > 1 and words[0] == "sweep" and "--help" not in args:
+    args += ["--quick"]
 os.execv({python!r}, [{python!r}, "-m", "memristive", *args])
 '''
 

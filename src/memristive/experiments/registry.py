@@ -83,7 +83,7 @@ def build_config(spec: ExperimentSpec, config_file: str | None = None, overrides
                               f"'memristive sweep {config_file}' (or drop the 'sweep:' section)")
         data = merge(data, file_data)
     data = apply_overrides(data, overrides or [])
-    cfg = from_dict(spec.config_cls, data, prefix=spec.name)
+    cfg = from_dict(spec.config_cls, data)  # keys as the user writes them: n_train, crossbar.adc.bits
     check_finite(cfg)
     return cfg
 

@@ -114,7 +114,7 @@ class SweepSpec:
             for key, val in values.items():
                 set_path(data, key, copy.deepcopy(val))
             try:
-                cfg = from_dict(spec.config_cls, data, prefix=self.experiment)
+                cfg = from_dict(spec.config_cls, data)
             except ConfigError as exc:
                 where = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
                 raise ConfigError(f"sweep point {i} ({where}): {exc}") from None

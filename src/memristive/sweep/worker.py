@@ -70,7 +70,7 @@ def _run(task: dict, info: dict, t0: float) -> dict:
 
     name = task["experiment"]
     spec = discover()[name]
-    cfg = from_dict(spec.config_cls, task["config"], prefix=name)
+    cfg = from_dict(spec.config_cls, task["config"])
     results, run = run_experiment(name, cfg, task["point_dir"], quick=bool(task.get("quick")))
     return {"status": "done", "metrics": results["metrics"], "timings": results["timings"],
             "resumed_checkpoints": results.get("resumed_points", []), "worker": info,

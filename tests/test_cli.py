@@ -75,7 +75,7 @@ def test_unexpected_error_is_one_line_and_debug_shows_traceback(monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("kaput\nsecond line")
 
-    monkeypatch.setattr("memristive.experiments.registry.discover", boom)
+    monkeypatch.setattr("memristive.experiments.discover", boom)
     monkeypatch.setitem(cli._STATE, "debug", False)
     r = CliRunner().invoke(cli.app, ["list"])
     assert r.exit_code == 1 and "error: RuntimeError: kaput (unexpected; run 'memristive --debug" in r.output

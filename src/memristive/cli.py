@@ -90,9 +90,13 @@ def _errors(resume: Optional[str] = None) -> Iterator[None]:
 
 def _version(value: bool) -> None:
     if value:
-        import torch
+        from importlib.metadata import PackageNotFoundError, version
 
-        typer.echo(f"memristive {__version__} (torch {torch.__version__}, Python {sys.version.split()[0]})")
+        try:
+            torch_version = version("torch")
+        except PackageNotFoundError:  # pragma: no cover - torch is a dependency
+            torch_version = "not installed"
+        typer.echo(f"memristive {__version__} (torch {torch_version}, Python {sys.version.split()[0]})")
         raise typer.Exit()
 
 

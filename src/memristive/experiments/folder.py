@@ -183,7 +183,7 @@ class RunFolder:
                 if validate is not None:
                     validate(value)
             except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
-                self._discard(p, key, f"cannot be used ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+                self._discard(p, key, f"cannot be used ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
             else:
                 self.resumed.append(key)
                 return value

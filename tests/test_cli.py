@@ -132,24 +132,31 @@ def test_json_encoding_of_tensors_numpy_paths(tmp_path):
 
 
 def test_no_module_imports_upward():
-    """io is below everything; circuit does not import experiments; sweep does not read runner internals."""
+    """io is below everything (it imports only memristive.config); circuit does not import experiments;
+    sweep does not read runner internals."""
     import ast
     from pathlib import Path
 
     src = Path(__file__).resolve().parents[1] / "src" / "memristive"
 
-    def imports(path):
+    def internal_imports(path):  # memristive modules imported by path, as dotted names relative to the package
         tree = ast.parse(path.read_text())
-        return {(n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
-               {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        pkg = path.parent.relative_to(src.parent).parts
+        out = set()
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom) and n.level:
+                base = pkg[: len(pkg) - (n.level - 1)]
+                out.add(".".join([*base, *(n.module.split(".") if n.module else [])]))
+            elif isinstance(n, ast.ImportFrom) and (n.module or "").startswith("memristive"):
+                out.add(n.module)
+        return out
 
-    io_mods = imports(src / "io.py")
-    assert all(m in ("config", "") or not m.startswith(".") for m in io_mods if m.startswith("."))
-    assert not any("experiments" in m or "sweep" in m or "crossbar" in m for m in io_mods)
+    assert internal_imports(src / "io.py") == {"memristive.config"}
     for p in (src / "circuit").glob("*.py"):
-        assert not any("experiments" in m for m in imports(p)), p
+        assert not any(m.startswith("memristive.experiments") for m in internal_imports(p)), p
     for p in (src / "sweep").glob("*.py"):
         assert "_json_default" not in p.read_text(), p
+    assert not any(m.startswith("memristive.experiments.runner") for m in internal_imports(src / "experiments" / "folder.py"))
 
 
 def _tiny_run(tmp_path):

@@ -42,7 +42,14 @@ FENCE = re.compile(r"^```\s*([A-Za-z0-9_+-]*)\s*$")
 
 # Blocks in files this test's owner does not maintain that fail today; each is an xfail(strict=True),
 # so the owner removes the entry when the block runs (or marks it no-exec with a reason).
-KNOWN_BROKEN: dict[str, str] = {}
+KNOWN_BROKEN: dict[str, str] = {
+    "docs/calibration.md:L21": "docs owner: sketch (`model = ...`, x_train undefined); make it runnable or mark no-exec",
+    "docs/circuit.md:L92": "docs owner: continues the block above (uses torch, xb); add `<!-- continues -->` before it",
+    "docs/dtga.md:L211": "docs owner: sketch (g_target, x_train undefined); make it runnable or mark no-exec",
+    "docs/gru.md:L23": "docs owner: sketch (`...train...` is not Python); make it runnable or mark no-exec",
+    "docs/gru.md:L110": "docs owner: sketch (x_train undefined); make it runnable or mark no-exec",
+    "docs/gru.md:L153": "docs owner: sketch (model undefined); make it runnable or mark no-exec",
+}
 
 
 @dataclass
@@ -121,8 +128,10 @@ def workdir(tmp_path_factory):
     shim = bin_dir / "memristive"
     shim.write_text(SHIM.format(python=sys.executable, quick_file=str(quick_file)))
     shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
-    py = bin_dir / "python"
-    py.symlink_to(sys.executable)
+    for name in ("python", "python3"):  # scripts, not symlinks: a venv's python finds its packages from its path
+        py = bin_dir / name
+        py.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        py.chmod(py.stat().st_mode | stat.S_IXUSR)
     env = dict(os.environ)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])])

@@ -25,7 +25,11 @@ from typing import Iterable
 
 from torch import nn
 
-from .crossbar import Crossbar, Tiling, tile_counts
+import copy
+
+import torch
+
+from ..crossbar import Crossbar, Tiling, tile_counts
 
 __all__ = ["storage_bytes", "compression", "model_arrays", "hardware_cost", "cost_table"]
 
@@ -46,7 +50,7 @@ def compression(bits: int, reference_bits: int = 32) -> float:
 
 def model_arrays(model: nn.Module, layout: str = "fused") -> list[dict]:
     """The crossbar arrays of ``model``: ``[{name, rows, cols, params, scheme, tile}]``."""
-    from .nn.gru import CrossbarMatrix, _structural_params, gru_matrices
+    from ..nn.gru import CrossbarMatrix, gru_matrices
 
     arrays: list[dict] = []
     seen: set[int] = set()
@@ -66,12 +70,11 @@ def model_arrays(model: nn.Module, layout: str = "fused") -> list[dict]:
     for name, mod in model.named_modules():  # a software model: the arrays a conversion would build
         if isinstance(mod, nn.GRU):
             lay = getattr(mod, "layout", layout)
+            ones = _all_ones(mod)
             for layer in range(mod.num_layers):
-                n_in = mod.input_size if layer == 0 else mod.hidden_size
-                for key, m in gru_matrices(mod, layer, lay).items():
+                for key, m in gru_matrices(ones, layer, lay).items():
                     arrays.append(dict(name=f"{name}.l{layer}.{key}", rows=m.shape[0], cols=m.shape[1],
-                                       params=_structural_params(lay, key, n_in, mod.hidden_size, mod.bias),
-                                       scheme="differential", tile=None))
+                                       params=int((m != 0).sum()), scheme="differential", tile=None))
         elif isinstance(mod, nn.Linear):
             rows = mod.in_features + (1 if mod.bias is not None else 0)
             arrays.append(dict(name=name, rows=rows, cols=mod.out_features, params=rows * mod.out_features,
@@ -79,6 +82,16 @@ def model_arrays(model: nn.Module, layout: str = "fused") -> list[dict]:
     if not arrays:
         raise ValueError(f"{type(model).__name__} has no crossbar arrays, nn.GRU or nn.Linear layers to cost")
     return arrays
+
+
+def _all_ones(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with every parameter set to 1: the entries of its crossbar matrices that
+    are non-zero are exactly those that hold a parameter (structural zeros stay 0)."""
+    ones = copy.deepcopy(module)
+    with torch.no_grad():
+        for p in ones.parameters():
+            p.fill_(1.0)
+    return ones
 
 
 def hardware_cost(model: nn.Module, bits: Iterable[int] = (32, 16, 8, 6, 4), tile: Tiling | None = None,

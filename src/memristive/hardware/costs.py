@@ -81,5 +81,6 @@ def write_verify_pulses(g_from: torch.Tensor, g_to: torch.Tensor, step: float) -
     """Pulses of a write-verify loop with conductance steps of ``step`` siemens (per cell)."""
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"step={step}: must be a positive conductance step in siemens")
-    # a relative tolerance keeps exact multiples of the step (e.g. programmed device levels) exact
-    return torch.ceil((g_to - g_from).abs() / step - 1e-9).clamp(min=0)
+    # a tolerance of 1e-4 step keeps multiples of the step (programmed device levels, stored in float32)
+    # at their exact pulse count
+    return torch.ceil((g_to - g_from).abs() / step - 1e-4).clamp(min=0)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from .config import ConfigError, apply_overrides, check, from_dict, load_config, to_dict
 from .crossbar import Converter, CrossbarConfig, Tiling
-from .hardware import Architecture, inference_cost, inference_table, programming_cost, technology
+from .hardware import (Architecture, Technology, inference_cost, inference_table, programming_cost, technology,
+                       technology_dict)
 
 BUILTIN = ("mnist-mlp", "vgg8")
 
@@ -31,7 +31,7 @@ class CostSpec:
     sizes: list[int] = field(default_factory=lambda: [784, 100, 10])  # mnist-mlp layer sizes
     crossbar: CrossbarConfig = field(default_factory=lambda: CrossbarConfig(
         adc=Converter(bits=8), dac=Converter(bits=8), tile=Tiling(128, 128)))
-    tech: dict[str, Any] = field(default_factory=lambda: {"preset": "neurosim-22nm"})
+    tech: Technology | str = field(default_factory=lambda: technology("neurosim-22nm"))  # preset name or fields
     arch: Architecture = field(default_factory=Architecture)
     inputs: str = "auto"  # auto (MNIST for 784 inputs if available, else random) | random | mnist
     n_inputs: int = 64
@@ -43,7 +43,7 @@ class CostSpec:
               f"must be one of {list(BUILTIN)} or a saved model file (.pt/.pth)")
         check(self.inputs in ("auto", "random", "mnist"), "inputs", self.inputs, "must be auto, random or mnist")
         check(self.n_inputs >= 1, "n_inputs", self.n_inputs, "must be >= 1")
-        technology(self.tech)
+        self.tech = technology(self.tech)
 
 
 def _base_spec(model: str) -> CostSpec:
@@ -70,9 +70,10 @@ def build_spec(model_or_config: str, overrides: list[str] | None = None, tech: s
                           "(.pt/.pth) or a cost spec (.yaml/.yml/.json/.toml)")
     if path.suffix in (".pt", ".pth") and not path.is_file():
         raise ConfigError(f"model file {str(path)!r} does not exist")
+    if tech is not None:  # before --set, so that --set tech.FIELD=... refines the chosen technology
+        data["tech"] = load_config(tech) if Path(tech).suffix in (".yaml", ".yml", ".json", ".toml") else \
+            technology_dict(technology(tech))
     data = apply_overrides(data, list(overrides or []))
-    if tech is not None:
-        data["tech"] = load_config(tech) if Path(tech).suffix in (".yaml", ".yml", ".json", ".toml") else {"preset": tech}
     base = _base_spec(data.get("model", "mnist-mlp"))
     return from_dict(CostSpec, data, base=base)
 
@@ -122,10 +123,10 @@ def run_cost(model_or_config: str, overrides: list[str] | None = None, tech: str
              program: bool = False) -> dict:
     spec = build_spec(model_or_config, overrides, tech)
     model, x = build_model(spec)
-    cost = inference_cost(model, x, technology(spec.tech), spec.arch)
+    cost = inference_cost(model, x, spec.tech, spec.arch)
     cost["spec"] = to_dict(spec)
     if program:
-        cost["programming"] = programming_cost(model, technology(spec.tech))
+        cost["programming"] = programming_cost(model, spec.tech)
     return cost
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,7 +19,7 @@ from tqdm.auto import tqdm
 from ..config import check, from_dict
 from ..crossbar import Converter, CrossbarConfig, Mapping, Tiling
 from ..devices import LinearDevice
-from ..hardware import Architecture, inference_cost, programming_cost, technology
+from ..hardware import Architecture, Technology, inference_cost, programming_cost, technology
 from ..methods.software import accuracy
 from ..nn import convert
 from .common import SoftwareMLPConfig, load_data, software_mlp, summary
@@ -39,7 +37,7 @@ class CostAccuracyConfig(SoftwareMLPConfig):
     trials: int = 10
     seed: int = 0
     cost_inputs: int = 500  # test images the cost is averaged over
-    tech: dict[str, Any] = field(default_factory=lambda: {"preset": "neurosim-22nm"})
+    tech: Technology | str = field(default_factory=lambda: technology("neurosim-22nm"))  # preset name or fields
     arch: Architecture = field(default_factory=Architecture)
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
 
@@ -51,7 +49,7 @@ class CostAccuracyConfig(SoftwareMLPConfig):
         for t in self.tiles:
             check(isinstance(t, int) and t >= 2, "tiles", t, "each tile size must be an integer >= 2")
         check(2 <= self.dac_bits <= 16, "dac_bits", self.dac_bits, "must be an integer in [2, 16]")
-        technology(self.tech)  # validate now, before any work
+        self.tech = technology(self.tech)
 
 
 @experiment(
@@ -64,7 +62,7 @@ def run_cost_accuracy(cfg: CostAccuracyConfig, run: RunFolder) -> dict:
     data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
-    tech = technology(cfg.tech)
+    tech = cfg.tech
     x_cost = data.x_test[: cfg.cost_inputs]
     grid = [(b, t) for t in cfg.tiles for b in cfg.adc_bits]
     rows = []
@@ -175,7 +173,7 @@ class NeuroSimVGG8Config:
 
     images: int = 2  # random CIFAR-10-sized images the array energy is averaged over
     seed: int = 0
-    tech: dict[str, Any] = field(default_factory=lambda: {"preset": "neurosim-22nm"})
+    tech: Technology | str = field(default_factory=lambda: technology("neurosim-22nm"))
     arch: Architecture = field(default_factory=lambda: Architecture(
         cols_per_adc=8, input_mode="bit_serial", input_bits=8, adc_bits=5, weight_slices=4))
     crossbar: CrossbarConfig = field(default_factory=lambda: CrossbarConfig(
@@ -188,7 +186,7 @@ class NeuroSimVGG8Config:
 
     def __post_init__(self) -> None:
         check(self.images >= 1, "images", self.images, "must be >= 1")
-        technology(self.tech)
+        self.tech = technology(self.tech)
 
 
 @experiment(
@@ -206,8 +204,8 @@ def run_neurosim_vgg8(cfg: NeuroSimVGG8Config, run: RunFolder) -> dict:
     hw = convert(model, cfg.crossbar, trials=1, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     x = torch.rand(cfg.images, 3, 32, 32, generator=gen)  # CIFAR-10 is not bundled: uniform pixels in [0, 1)
-    cost = inference_cost(hw, x, technology(cfg.tech), cfg.arch)
-    prog = programming_cost(hw, technology(cfg.tech))
+    cost = inference_cost(hw, x, cfg.tech, cfg.arch)
+    prog = programming_cost(hw, cfg.tech)
     tot = cost["total"]
     ns = NEUROSIM_VGG8
     e = tot["energy_j"]

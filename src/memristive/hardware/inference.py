@@ -236,6 +236,7 @@ def add_cost(results: dict, model: nn.Module, x: torch.Tensor, tech=None, arch=N
         "latency_s": cost["total"]["latency_s"], "area_mm2": cost["total"]["area_mm2"],
         "tiles": cost["total"]["tiles"], "cells": cost["total"]["cells"], "adcs": cost["total"]["adcs"],
         "layers": [{k: L[k] for k in ("name", "energy_j", "latency_s", "area_um2", "tiles")} for L in cost["layers"]],
+        "unread_layers": cost["unread_layers"],  # layers that bypassed Crossbar.matmul: input-dependent energy 0
     }
     return results
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..config import ConfigError, check, from_dict
 
-__all__ = ["ConverterTech", "Technology", "TECH_PRESETS", "technology"]
+__all__ = ["ConverterTech", "Technology", "TECH_PRESETS", "technology", "technology_dict"]
 
 
 @dataclass
@@ -86,10 +86,10 @@ class Technology:
         for k in ("node_nm", "cell_area_f2", "t_read", "sense_area", "wire_cap_per_um", "cell_pitch_f",
                   "add_energy", "v_write", "t_write"):
             v = getattr(self, k)
-            check(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, f"tech.{k}", v, "must be a positive number")
+            check(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, k, v, "must be a positive number")
         check(isinstance(self.sense_power, (int, float)) and math.isfinite(self.sense_power) and self.sense_power >= 0,
-              "tech.sense_power", self.sense_power, "must be >= 0 W")
-        check(0 < self.step_fraction <= 1, "tech.step_fraction", self.step_fraction, "must lie in (0, 1]")
+              "sense_power", self.sense_power, "must be >= 0 W")
+        check(0 < self.step_fraction <= 1, "step_fraction", self.step_fraction, "must lie in (0, 1]")
 
     @property
     def feature_um(self) -> float:

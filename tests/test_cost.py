@@ -144,6 +144,9 @@ def test_in_situ_write_energy():
     g = torch.tensor([[1e-5, 2e-5], [3e-5, 4e-5]])
     e = write_energy(writes, g, _tech(), pulses_per_write=2)
     assert e == pytest.approx(2 * 2.0**2 * 5e-8 * (2 * 1e-5 + 1 * 3e-5 + 3 * 4e-5))
+    # (trials, rows, cols): mean over trials of each trial's total (trial 2 has no writes)
+    e3 = write_energy(torch.stack([writes, torch.zeros_like(writes)]), g, _tech(), pulses_per_write=2)
+    assert e3 == pytest.approx(e / 2)
 
 
 def test_any_module_with_a_crossbar_attribute_is_costed_and_matmul_is_restored():

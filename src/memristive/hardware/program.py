@@ -65,10 +65,17 @@ def programming_cost(model: nn.Module, tech: "Technology | str | dict | None" = 
 
 def write_energy(writes: torch.Tensor, g: torch.Tensor, tech: "Technology | str | dict | None" = None,
                  pulses_per_write: int = 1) -> float:
-    """Energy of in-situ writes: ``writes`` per cell (any shape broadcasting with ``g``), J in total."""
+    """Energy of in-situ writes, J: ``writes`` per cell and the cells' conductances ``g`` (broadcasting).
+
+    ``(trials, rows, cols)`` tensors (e.g. ``DeviceArray.writes("pos")`` with ``crossbar.g_pos``) give
+    the mean over trials of each trial's total; any other shape gives the total over all cells.
+    """
     tech = technology(tech)
     if pulses_per_write < 1:
         raise ValueError(f"pulses_per_write={pulses_per_write}: must be >= 1")
     n = writes.double() * pulses_per_write
     g = g.double()
-    return float(pulse_train_energy(n, tech.v_write, tech.t_write, g, g).sum())
+    e = pulse_train_energy(n, tech.v_write, tech.t_write, g, g)
+    if e.dim() == 3:
+        return float(e.sum(dim=(-1, -2)).mean())
+    return float(e.sum())

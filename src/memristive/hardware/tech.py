@@ -7,9 +7,9 @@ converter bits, tiles) is taken from the crossbar, never from here.
 
 Presets (``TECH_PRESETS``; every value's source is in ``Technology.sources`` and docs/cost.md):
 
-* ``isaac-32nm`` — ISAAC (Shafiee et al., ISCA 2016, Table 2, 32 nm): 8-bit 1.28 GS/s SAR ADC
-  (2 mW, 0.0012 mm² each, after Kull et al., ISSCC 2013), 1-bit DACs, sample-and-hold, 100 ns
-  crossbar read, 4F² cross-point cells;
+* ``isaac-32nm`` — ISAAC (Shafiee et al., ISCA 2016, Table 2, 32 nm): 8-bit 1.2 GS/s SAR ADC
+  (2 mW, 0.0012 mm² each, after Kull et al., ISSCC 2013), 1-bit DACs, sample-and-hold,
+  shift-and-add units, 100 ns crossbar read, 4F² cross-point cells;
 * ``neurosim-22nm`` — DNN+NeuroSim V1.3 defaults (``Param.cpp``: 22 nm, 1T1R cell 4F×12F, 10 ns
   read pulse, 0.2 fF/µm wires, 2 V write); converters as in ``isaac-32nm`` (NeuroSim's own
   multilevel sense-amp ADC is a fitted circuit model, not a figure of merit).
@@ -107,26 +107,30 @@ class Technology:
 
 
 _ISAAC = "ISAAC, Shafiee et al., ISCA 2016, Table 2 (32 nm)"
-_ISAAC_ADC = ConverterTech(fom_walden=2e-3 / 1.28e9 / 2**8, sample_rate=1.28e9, area_per_level=1200.0 / 2**8,
+_ACCELERGY = "as transcribed in Accelergy-Project/hwcomponents-library, library/isaac.py"
+# ADC: 8 per IMA, 16 mW, 1.2 GS/s, 9600 um^2 -> 1.667 pJ per 8-bit conversion, 1200 um^2 each
+_ISAAC_ADC = ConverterTech(fom_walden=16e-3 / (8 * 1.2e9) / 2**8, sample_rate=1.2e9, area_per_level=1200.0 / 2**8,
                            fom_schreier_db=185.0)
-_ISAAC_DAC = ConverterTech(fom_walden=4e-3 / 1024 * 100e-9 / 2, sample_rate=10e6, area_per_level=170.0 / 1024 / 2)
-_HOROWITZ = "Horowitz, ISSCC 2014, 'Computing's energy problem': 32-bit add 0.1 pJ (45 nm)"
+# DAC: 8 x 128 1-bit DACs, 4 mW at 1.2e7 conversions/s each, 170 um^2 -> 0.326 pJ per conversion
+_ISAAC_DAC = ConverterTech(fom_walden=4e-3 / (1024 * 1.2e7) / 2, sample_rate=1.2e7, area_per_level=170.0 / 1024 / 2)
 _CONVERTER_SOURCES = {
-    "adc.fom_walden": f"{_ISAAC}: 8 ADCs 16 mW at 1.28 GS/s (Kull et al., ISSCC 2013) -> 1.56 pJ/conversion / 2^8",
-    "adc.area_per_level": f"{_ISAAC}: 8 ADCs 0.0096 mm^2 -> 1200 um^2 each / 2^8",
+    "adc.fom_walden": f"{_ISAAC} {_ACCELERGY}: 8 ADCs 16 mW at 1.2 GS/s (Kull et al., ISSCC 2013) -> 1.667 pJ per "
+                      "8-bit conversion / 2^8",
+    "adc.sample_rate": f"{_ISAAC}: 1.2 GS/s",
+    "adc.area_per_level": f"{_ISAAC} {_ACCELERGY}: 8 ADCs 9600 um^2 -> 1200 um^2 each / 2^8",
     "adc.fom_schreier_db": "Murmann, ADC Performance Survey 1997-2024: thermal-limit envelope ~185 dB",
-    "dac.fom_walden": f"{_ISAAC}: 8x128 1-bit DACs 4 mW, 100 ns read -> 0.39 pJ per conversion / 2^1",
-    "dac.area_per_level": f"{_ISAAC}: 8x128 DACs 0.00017 mm^2 / 2^1",
-    "sense_power": f"{_ISAAC}: 8x128 sample-and-hold 10 uW",
-    "sense_area": f"{_ISAAC}: 8x128 sample-and-hold 0.00004 mm^2",
-    "add_energy": _HOROWITZ,
+    "dac.fom_walden": f"{_ISAAC} {_ACCELERGY}: 8x128 1-bit DACs 4 mW at 1.2e7 conversions/s -> 0.326 pJ / 2^1",
+    "dac.area_per_level": f"{_ISAAC} {_ACCELERGY}: 8x128 DACs 170 um^2 / 2^1",
+    "sense_power": f"{_ISAAC}: 8x128 sample-and-hold 10 uW (not cross-checked against a second transcription)",
+    "sense_area": f"{_ISAAC}: 8x128 sample-and-hold 0.00004 mm^2 (not cross-checked)",
+    "add_energy": f"{_ISAAC} {_ACCELERGY}: shift-and-add 0.2 mW at 9.6e9 operations/s -> 0.021 pJ",
 }
 
 TECH_PRESETS: dict[str, Technology] = {
     "isaac-32nm": Technology(
         name="isaac-32nm", node_nm=32, cell_area_f2=4, t_read=100e-9, adc=_ISAAC_ADC, dac=_ISAAC_DAC,
         sense_power=10e-6 / 1024, sense_area=40.0 / 1024, wire_cap_per_um=0.2e-15, cell_pitch_f=2,
-        add_energy=0.1e-12, v_write=2.0, t_write=50e-9,
+        add_energy=0.021e-12, v_write=2.0, t_write=50e-9,
         sources={
             **_CONVERTER_SOURCES,
             "node_nm": _ISAAC, "t_read": f"{_ISAAC}: crossbar read at 10 MHz (100 ns)",
@@ -140,7 +144,7 @@ TECH_PRESETS: dict[str, Technology] = {
     "neurosim-22nm": Technology(
         name="neurosim-22nm", node_nm=22, cell_area_f2=4 * 12, t_read=10e-9, adc=_ISAAC_ADC, dac=_ISAAC_DAC,
         sense_power=10e-6 / 1024, sense_area=40.0 / 1024, wire_cap_per_um=0.2e-15, cell_pitch_f=12,
-        add_energy=0.1e-12, v_write=2.0, t_write=10e-9,
+        add_energy=0.021e-12, v_write=2.0, t_write=10e-9,
         sources={
             **_CONVERTER_SOURCES,
             "node_nm": "DNN+NeuroSim V1.3 Param.cpp technode = 22",

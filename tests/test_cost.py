@@ -35,8 +35,8 @@ def _linear(w_out_in, **cfg) -> nn.Module:
     lin = nn.Linear(w_out_in.shape[1], w_out_in.shape[0], bias=False)
     with torch.no_grad():
         lin.weight.copy_(w_out_in)
-    dev = cfg.pop("device", LinearDevice(g_min=G_MIN, g_max=G_MAX))
-    return convert(nn.Sequential(lin), CrossbarConfig(device=dev, **cfg))
+    dev = cfg.pop("memristor", LinearDevice(g_min=G_MIN, g_max=G_MAX))
+    return convert(nn.Sequential(lin), CrossbarConfig(memristor=dev, **cfg))
 
 
 # 2×2 weights (inputs × outputs) = [[1, -1], [0.5, 0]]; offset differential pairs, k = (G_MAX − G_MIN)/1:
@@ -127,7 +127,7 @@ def test_programming_pulses_and_energy_by_hand():
     # G+ = [[4, 1], [3, 1]] µS (pulses 3, 0, 2, 0), G− = [[1, 2], [1, 1]] µS (pulses 0, 1, 0, 0)
     dev = LinearDevice(g_min=1e-6, g_max=4e-6, levels=4)
     w = torch.tensor([[1.0, 2 / 3], [-1 / 3, 0.0]])
-    model = _linear(w, device=dev, v_read=0.2)
+    model = _linear(w, memristor=dev, v_read=0.2)
     tech = _tech()
     p = programming_cost(model, tech)["total"]
     assert p["pulses"] == 6
@@ -135,7 +135,7 @@ def test_programming_pulses_and_energy_by_hand():
     assert p["energy_j"] == pytest.approx(trapezoid * (2.0**2 * 5e-8 + 0.2**2 * 1e-8), rel=1e-6)
     assert p["time_s"] == pytest.approx(6 * (5e-8 + 1e-8) / 1)  # one tile
     # analog device: steps of step_fraction · range = 0.25 · 3 µS
-    model2 = _linear(w, device=LinearDevice(g_min=1e-6, g_max=4e-6), v_read=0.2)
+    model2 = _linear(w, memristor=LinearDevice(g_min=1e-6, g_max=4e-6), v_read=0.2)
     assert programming_cost(model2, tech)["total"]["pulses"] == 4 + 0 + 3 + 0 + 0 + 2 + 0 + 0  # ⌈3/.75⌉, ⌈2/.75⌉, ⌈1/.75⌉
 
 
@@ -154,7 +154,7 @@ def test_any_module_with_a_crossbar_attribute_is_costed_and_matmul_is_restored()
         def __init__(self):
             super().__init__()
             self.crossbar = Crossbar.from_weights(torch.tensor([[1.0, -1.0], [0.5, 0.0]]),
-                                                  device=LinearDevice(g_min=G_MIN, g_max=G_MAX))
+                                                  memristor=LinearDevice(g_min=G_MIN, g_max=G_MAX))
 
         def forward(self, x):
             return self.crossbar.matmul(x.reshape(-1, 2))

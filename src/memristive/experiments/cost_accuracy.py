@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import check, from_dict
-from ..crossbar import Converter, CrossbarConfig, Mapping, Tiling
+from ..crossbar import Converter, CrossbarConfig, Tiling, mapping_from_spec
 from ..devices import LinearDevice
 from ..hardware import Architecture, Technology, inference_cost, programming_cost, technology
 from ..methods.software import accuracy
@@ -179,7 +179,7 @@ class NeuroSimVGG8Config:
     arch: Architecture = field(default_factory=lambda: Architecture(
         cols_per_adc=8, input_mode="bit_serial", input_bits=8, adc_bits=5, weight_slices=4))
     crossbar: CrossbarConfig = field(default_factory=lambda: CrossbarConfig(
-        device=LinearDevice(r_on=100e3, r_off=10e6), mapping=Mapping("reference"), v_read=0.5,
+        memristor=LinearDevice(r_on=100e3, r_off=10e6), mapping=mapping_from_spec("reference"), v_read=0.5,
         tile=Tiling(128, 128)))
     # The simulated array is analog with ideal converters, so later layers see the network's own
     # activations (a 4-level device cannot hold the reference scheme's mid-range reference column,

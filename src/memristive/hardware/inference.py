@@ -32,6 +32,7 @@ from torch import nn
 
 from ..config import check
 from ..crossbar import Crossbar
+from ..quantizer import codes, unsigned_range
 from .costs import bit_serial_v2, converter_area, converter_energy, read_energy
 from .tech import Technology, technology
 
@@ -99,10 +100,9 @@ class _InputStats:
         if self.arch.input_mode == "amplitude":
             v2 = (cfg.dac(x) * cfg.v_read) ** 2
         else:
-            bits = input_bits(self.xb, self.arch)
-            scale = x.abs().amax().clamp(min=1e-30)
-            codes = torch.round(x.abs() / scale * (2**bits - 1))
-            v2 = bit_serial_v2(codes, cfg.v_read)
+            qmin, qmax = unsigned_range(input_bits(self.xb, self.arch))
+            mag = x.abs()
+            v2 = bit_serial_v2(codes(mag, mag.amax().clamp(min=1e-30) / qmax, qmin, qmax), cfg.v_read)
         g_pos, g_neg = self.xb.g_pos.detach(), self.xb.g_neg.detach()  # physical cells (reference: its columns)
         g_rows = g_pos.sum(-1) + g_neg.sum(-1)  # (T, rows)
         e = read_energy(v2, g_rows, self.tech.t_read) * self.arch.weight_slices  # (T, B)
@@ -173,7 +173,7 @@ def layer_cost(name: str, xb: Crossbar, stats: _InputStats, n_inferences: int, t
     area = dict(array=c["cells"] * s * tech.cell_area, adc=n_adc * converter_area(b_adc, tech.adc),
                 dac=n_dac * converter_area(dac_bits, tech.dac), sense=n_sense * tech.sense_area)
     return {
-        "name": name, "rows": rows, "cols": outs, "scheme": cfg.mapping.scheme,
+        "name": name, "rows": rows, "cols": outs, "mapping": cfg.mapping.kind,
         "tile": None if cfg.tile is None else [cfg.tile.rows, cfg.tile.cols],
         "tiles": c["tiles"] * s, "cells": c["cells"] * s, "adcs": n_adc, "dacs": n_dac, "sense": n_sense,
         "adc_bits": b_adc, "input_bits": b_in, "read_cycles": cycles, "vectors_per_inference": vec,

@@ -23,18 +23,11 @@ from .costs import pulse_train_energy, write_verify_pulses
 from .inference import crossbar_layers
 from .tech import Technology, technology
 
-__all__ = ["programming_cost", "write_energy", "memristor_of"]
-
-
-def memristor_of(xb: Crossbar):
-    """The crossbar's device model (``config.memristor`` after the core redesign, ``config.device`` before)."""
-    cfg = xb.config
-    dev = getattr(cfg, "memristor", None)
-    return dev if dev is not None else cfg.device
+__all__ = ["programming_cost", "write_energy"]
 
 
 def _crossbar_program(xb: Crossbar, tech: Technology) -> dict:
-    dev = memristor_of(xb)
+    dev = xb.memristor
     g_min, g_range = float(dev.g_min), float(dev.g_max - dev.g_min)
     levels = getattr(dev, "levels", None)
     step = g_range / (levels - 1) if levels else tech.step_fraction * g_range

@@ -217,3 +217,22 @@ def test_cost_accuracy_experiment_small(tmp_path):
     assert [p["adc_bits"] for p in pts] == [3, 8]
     assert pts[1]["adc_nj"] == pytest.approx(pts[0]["adc_nj"] * 2**5, rel=1e-3)  # Walden: 2^b per conversion
     assert (tmp_path / "ca" / "results.csv").is_file() and (tmp_path / "ca" / "accuracy_vs_energy.png").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cost_on_cuda_matches_cpu():
+    from memristive.nn import mlp
+
+    torch.manual_seed(0)
+    cfg = CrossbarConfig(adc=Converter(bits=6), dac=Converter(bits=8), tile=Tiling(32, 32))
+    cpu = convert(mlp([40, 20, 5]), cfg, trials=3, seed=1)
+    gpu = convert(mlp([40, 20, 5]), cfg, trials=3, seed=1).to("cuda")
+    gpu.load_state_dict(cpu.state_dict())
+    x = torch.rand(6, 40)
+    for arch in (Architecture(), Architecture(input_mode="bit_serial", input_bits=4)):
+        a = inference_cost(cpu, x, _tech(), arch)["total"]
+        b = inference_cost(gpu, x.cuda(), _tech(), arch)["total"]
+        for k, v in a["energy_j"].items():
+            assert b["energy_j"][k] == pytest.approx(v, rel=1e-5), k
+        assert b["latency_s"] == a["latency_s"] and b["area_mm2"] == a["area_mm2"]
+    assert programming_cost(gpu, _tech())["total"]["pulses"] == programming_cost(cpu, _tech())["total"]["pulses"]

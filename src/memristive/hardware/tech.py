@@ -14,8 +14,9 @@ Presets (``TECH_PRESETS``; every value's source is in ``Technology.sources`` and
   read pulse, 0.2 fF/µm wires, 2 V write); converters as in ``isaac-32nm`` (NeuroSim's own
   multilevel sense-amp ADC is a fitted circuit model, not a figure of merit).
 
-Override any field in YAML: ``tech: {preset: neurosim-22nm, adc: {fom_walden: 2e-15}}`` (see
-``configs/tech-*.yaml``, which are complete, editable copies of the presets).
+From Python, ``technology({"preset": "neurosim-22nm", "adc": {"fom_walden": 2e-15}})``; in a config
+field typed ``Technology | str``, ``tech: isaac-32nm`` or field overrides merged over the current
+technology (``--set tech.t_read=5e-8``). ``configs/tech-*.yaml`` are complete, editable copies.
 """
 
 from __future__ import annotations

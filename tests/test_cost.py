@@ -78,6 +78,8 @@ def test_array_energy_is_v2_g_t_from_the_actual_inputs():
     sum_v2 = ((1.0 * v_r) ** 2 + (0.5 * v_r) ** 2 + (1.0 * v_r) ** 2) / 2
     assert L["energy_j"]["driver"] == pytest.approx(tech.wire_cap_per_cell * 4 * sum_v2)
     assert tech.wire_cap_per_cell == pytest.approx(1e-16 * 2 * 0.1)  # F/µm · pitch (2F) · F (0.1 µm)
+    assert cost["assumed_bits"] == ["adc", "input"]  # ideal converters: their cost assumes 8 bits
+    assert L["energy_j"]["adc"] == pytest.approx(2 * 1e-15 * 2**8)
 
 
 def test_converters_sense_digital_latency_and_area_counts_3x2():

@@ -159,6 +159,9 @@ def print_cost(cost: dict, echo=print) -> None:
     if "programming" in cost:
         p = cost["programming"]["total"]
         echo(f"one-shot programming: {p['pulses']:.4g} pulses, {p['energy_j']:.4g} J, {p['time_s']:.4g} s")
+    if cost.get("assumed_bits"):
+        echo(f"note: {' and '.join(cost['assumed_bits'])} converter bits are not set (ideal in the simulation); "
+             "their cost assumes 8 bits (set crossbar.dac.bits / crossbar.adc.bits or arch.input_bits / arch.adc_bits)")
     if cost.get("unread_layers"):
         echo(f"warning: {cost['unread_layers']} were not read through Crossbar.matmul (fast path); their "
              "input-dependent energies are 0")

@@ -183,6 +183,9 @@ def layer_cost(name: str, xb: Crossbar, stats: _InputStats, n_inferences: int, t
         "area_um2": {**area, "total": sum(area.values())},
         "array_energy_std_j": float(stats.array.std()) / n_inferences if xb.trials > 1 else 0.0,
         "read": stats.vectors > 0,
+        # converter bits taken as 8 because both the crossbar's converter and arch leave them open
+        "assumed_bits": [k for k, conv, given in (("input", cfg.dac, arch.input_bits), ("adc", cfg.adc, arch.adc_bits))
+                         if conv.bits is None and given is None],
     }
 
 
@@ -223,7 +226,8 @@ def inference_cost(model: nn.Module, x: torch.Tensor, tech: "Technology | str | 
     }
     total["area_mm2"] = total["area_um2"]["total"] * 1e-6
     return {"tech": tech.name, "arch": dataclasses.asdict(arch), "inferences": n, "layers": per_layer,
-            "total": total, "unread_layers": [L["name"] for L in per_layer if not L["read"]]}
+            "total": total, "unread_layers": [L["name"] for L in per_layer if not L["read"]],
+            "assumed_bits": sorted({b for L in per_layer for b in L["assumed_bits"]})}
 
 
 def add_cost(results: dict, model: nn.Module, x: torch.Tensor, tech=None, arch=None, key: str = "hardware_cost") -> dict:
@@ -237,6 +241,7 @@ def add_cost(results: dict, model: nn.Module, x: torch.Tensor, tech=None, arch=N
         "tiles": cost["total"]["tiles"], "cells": cost["total"]["cells"], "adcs": cost["total"]["adcs"],
         "layers": [{k: L[k] for k in ("name", "energy_j", "latency_s", "area_um2", "tiles")} for L in cost["layers"]],
         "unread_layers": cost["unread_layers"],  # layers that bypassed Crossbar.matmul: input-dependent energy 0
+        "assumed_bits": cost["assumed_bits"],  # converters left ideal: costed at 8 bits
     }
     return results
 

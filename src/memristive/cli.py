@@ -75,6 +75,9 @@ def _errors(resume: Optional[str] = None) -> Iterator[None]:
         if _STATE["debug"]:
             raise
         _fail(str(exc))
+    except BrokenPipeError:  # `memristive ... | head`: the reader is gone, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(141)
     except KeyboardInterrupt:
         msg = "interrupted"
         if resume:

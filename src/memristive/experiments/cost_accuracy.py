@@ -22,7 +22,8 @@ from ..devices import LinearDevice
 from ..hardware import Architecture, Technology, inference_cost, programming_cost, technology
 from ..methods.software import accuracy
 from ..nn import convert
-from .common import SoftwareMLPConfig, load_data, software_mlp, summary
+from ..data import load_dataset
+from .common import SoftwareMLPConfig, software_mlp, summary
 from .runner import RunFolder, experiment
 
 
@@ -42,6 +43,7 @@ class CostAccuracyConfig(SoftwareMLPConfig):
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # model, data, trials, seed (experiments.common)
         check(self.trials >= 1, "trials", self.trials, "must be >= 1")
         check(self.cost_inputs >= 1, "cost_inputs", self.cost_inputs, "must be >= 1")
         for b in self.adc_bits:
@@ -59,7 +61,7 @@ class CostAccuracyConfig(SoftwareMLPConfig):
     quick=dict(n_train=5000, n_test=1000, epochs=2, adc_bits=[3, 4, 6, 8], tiles=[64, 256], cost_inputs=200),
 )
 def run_cost_accuracy(cfg: CostAccuracyConfig, run: RunFolder) -> dict:
-    data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
     tech = cfg.tech

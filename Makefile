@@ -9,7 +9,8 @@ export PYBAMM_DISABLE_TELEMETRY := true
 
 help:
 	@echo "make demo   - set up (.venv, CPU torch, data) and run 'memristive run defects'"
-	@echo "make test   - set up and run the test suite"
+	@echo "make test   - set up and run the test suite (includes the executed docs, tests/test_docs.py)"
+	@echo "make test-slow - the slow tests: every experiment's --quick run end to end, resumed once"
 	@echo "make bench  - run the benchmark scripts"
 
 $(BIN)/python:

@@ -101,7 +101,6 @@ SPECIFIC = [
     ("defects", "crossbar.bogus=1", "bogus", None),
     ("defects", "crossbar.nonidealities=[{kind: nope}]", "kind", None),
     ("calibration-fig6", "defect_percents=[]", "defect_percents", None),
-    ("calibration-fig6", "n_train=500", "insitu.n_train", None),
     ("calibration-fig6", "insitu.n_train=70000", "insitu.n_train", None),
     ("calibration-fig6", "insitu.lr=.inf", "insitu.lr", None),
     ("calibration-fig6", "calibration.n_samples=99999", "calibration.n_samples", None),

@@ -115,14 +115,15 @@ class SoftwareMLPConfig:
 
     def check_subsets(self) -> None:
         """Sample counts of nested methods (``insitu.n_train``, ``liu.n_train``, ``calibration.n_samples``)
-        must fit in the training set this config uses (``n_train``, or the whole dataset)."""
-        have = self.n_train if self.n_train is not None else DATASETS[self.dataset]["n_train"]
+        must fit in the dataset. They are caps: a run with a smaller ``n_train`` uses at most its own
+        training set (so ``--set n_train=5000`` needs no matching edit of every nested count)."""
+        have = DATASETS[self.dataset]["n_train"]
         for section, name in (("insitu", "n_train"), ("liu", "n_train"), ("calibration", "n_samples")):
             sub = getattr(self, section, None)
             n = getattr(sub, name, None) if sub is not None else None
             if n is not None:
-                check(n <= have, f"{section}.{name}", n, f"must be <= the {have} training samples this run uses "
-                      "(n_train), or null for all")
+                check(n <= have, f"{section}.{name}", n, f"must be <= the {have} training samples of {self.dataset}, "
+                      "or null for all")
 
 
 def software_mlp(run: RunFolder, data, sizes: list[int], epochs: int, lr: float, batch_size: int,

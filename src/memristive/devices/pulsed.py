@@ -236,6 +236,11 @@ class PulsedDevice(Device):
         """Joule energy (J) of ``|n|`` pulses per device: ``|n|·V²·t·(G_before + G_after)/2``."""
         return n.abs() * (self.v_pulse ** 2 * self.t_pulse / 2) * (g_before + g_after)
 
+    def pulse_energy_total(self, g_before: torch.Tensor, g_after: torch.Tensor, n: torch.Tensor) -> float:
+        """``pulse_energy(...).sum()`` for counts ``n >= 0``, without the per-device tensor."""
+        n, a, b = n.reshape(-1), g_before.reshape(-1), g_after.reshape(-1)
+        return float(torch.dot(n, a) + torch.dot(n, b)) * (self.v_pulse ** 2 * self.t_pulse / 2)
+
     # ------------------------------------------------------------------ per model
     def _extra_nominal(self) -> dict:
         return {}
@@ -298,13 +303,26 @@ def _randn_like(x: torch.Tensor, generator) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
+def _siemens(dev: PulsedDevice, p: Params, g: torch.Tensor) -> dict:
+    """Step sizes, their squares and the bounds of ``p`` in siemens (cached in ``p`` per dtype/device)."""
+    key = ("_siemens", g.dtype, g.device)
+    c = p.get(key)
+    if c is None:
+        r = dev.g_range
+        up, dn = _t(p["dw_up"], g) * r, _t(p["dw_down"], g) * r
+        c = {"up": up, "dn": dn, "up2": up * up, "dn2": dn * dn,
+             "lo": dev.g_min + _t(p["lo"], g) * r, "hi": dev.g_min + _t(p["hi"], g) * r}
+        p[key] = c
+    return c
+
+
 def _t(v, x: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(v, dtype=x.dtype, device=x.device)
 
 
 def _clip(x: torch.Tensor, lo, hi) -> torch.Tensor:
     if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
-        return torch.minimum(torch.maximum(x, _t(lo, x)), _t(hi, x))
+        return torch.clamp(x, _t(lo, x), _t(hi, x))
     return x.clamp(lo, hi)
 
 
@@ -319,6 +337,22 @@ class ConstantStepDevice(PulsedDevice):
 
     def _affine(self, p):
         return p["dw_up"], 0.0, _neg(p["dw_down"]), 0.0
+
+    def pulse_pair(self, g, n_up, n_down, generator=None, params=None):
+        """Up and down pulses of one cell summed before the bounds apply (exact unless a cell meets a
+        bound within the pair of trains); one Gaussian carries both trains' cycle-to-cycle noise.
+        Works in siemens (step sizes and bounds scaled once and cached in ``params``)."""
+        p = params if params is not None else self.nominal_params()
+        c = _siemens(self, p, g)
+        delta = n_up * c["up"]
+        delta.addcmul_(n_down, c["dn"], value=-1)
+        if self.dw_min_std > 0:
+            var = n_up * c["up2"]
+            var.addcmul_(n_down, c["dn2"])
+            noise = _randn_like(g, generator)
+            delta.addcmul_(noise, var.sqrt_(), value=self.dw_min_std)
+        delta.add_(g)
+        return torch.clamp(delta, c["lo"], c["hi"], out=delta)
 
     def _train_closed(self, x, n, p, generator):
         # b = 0: x_n = x_0 + n·Δ_d exactly (the general form without its expm1/log1p)
@@ -473,6 +507,11 @@ PULSED_PRESETS: dict[str, tuple[type, dict]] = {
     # The same, idealised to ~10,000 symmetric states (aihwkit IdealizedPresetDevice; Rasch et al. 2019).
     "idealized": (ConstantStepDevice, dict(dw_min=0.0001, dw_min_dtod=0.3, dw_min_std=0.3, bounds_dtod=0.15,
                                            name="constant step, idealised (Rasch, Gokmen & Haensch 2019)")),
+    # aihwkit's default ConstantStepDevice (PulsedDevice defaults: dw_min 0.001 on [-0.6, 0.6], 30 % d2d
+    # of step and bounds, 30 % c2c, up_down_dtod 0.01) -- the device of aihwkit's AnalogSGD benchmark.
+    "aihwkit-constant-step": (ConstantStepDevice, dict(dw_min=0.001 / 1.2, dw_min_dtod=0.3, dw_min_std=0.3,
+                                                       up_down_dtod=0.01, bounds_dtod=0.15,
+                                                       name="constant step, aihwkit defaults")),
     # A symmetric constant-step device without variation (the experiment's "symmetric" device).
     "constant-step": (ConstantStepDevice, dict(dw_min=0.001, name="constant step, symmetric, 1000 states")),
     # ReRAM soft bounds, loose fit to Gong et al., Nat. Commun. 9:2102 (2018) (aihwkit

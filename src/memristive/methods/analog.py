@@ -77,14 +77,16 @@ class StochasticPulses:
         p = p.clamp(max=1).expand(T, -1, -1)
         q = q.clamp(max=1)
         B, rows, cols = d.shape[1], x.shape[-1], d.shape[-1]
-        xb = (torch.rand((T, bl, B, rows), generator=generator, device=d.device, dtype=d.dtype) < p.unsqueeze(1)).to(d.dtype)
-        db = (torch.rand((T, bl, B, cols), generator=generator, device=d.device, dtype=d.dtype) < q.unsqueeze(1)).to(d.dtype)
-        xs = (xb * x.sign().unsqueeze(1)).reshape(T, bl * B, rows)
-        ds = (db * d.sign().unsqueeze(1)).reshape(T, bl * B, cols)
-        xb, db = xb.reshape(T, bl * B, rows), db.reshape(T, bl * B, cols)
+        # signed bits: ±1 where the stream fires (sign of the input / error), else 0
+        xs = torch.rand((T, bl, B, rows), generator=generator, device=d.device, dtype=d.dtype).lt_(p.unsqueeze(1))
+        xs = xs.to(d.dtype).mul_(x.sign().unsqueeze(1)).reshape(T, bl * B, rows)
+        ds = torch.rand((T, bl, B, cols), generator=generator, device=d.device, dtype=d.dtype).lt_(q.unsqueeze(1))
+        ds = ds.to(d.dtype).mul_(d.sign().unsqueeze(1)).reshape(T, bl * B, cols)
+        xb, db = xs.abs(), ds.abs()
         both = xb.transpose(1, 2) @ db  # all coincidences
         same = xs.transpose(1, 2) @ ds  # (#sign(xδ) > 0) − (#sign(xδ) < 0)
-        return (both - same).mul_(0.5).round_(), (both + same).mul_(0.5).round_()
+        # both ± same are even integers (exact in floating point): halving them is exact
+        return torch.sub(both, same).mul_(0.5), both.add_(same).mul_(0.5)
 
 
 ROUNDINGS = ("nearest", "stochastic", "truncate")
@@ -329,7 +331,7 @@ class PairWriter:
     def _keep(new, old, stuck):
         return new if stuck is None else torch.where(stuck, old, new)
 
-    def _side(self, g, n_up, n_down, params, stuck, generator, rows):
+    def _side(self, g, n_up, n_down, n_tot, params, stuck, generator, rows):
         if rows is not None:
             g_sub = g.index_select(-2, rows)
             p_sub = None if params is None else {k: (v.index_select(-2, rows) if isinstance(v, torch.Tensor) and v.dim() else v)
@@ -344,7 +346,9 @@ class PairWriter:
             new = self.dev.pulse(self.dev.pulse(g_sub, n_up, generator), -n_down, generator)
         new = self._keep(new, g_sub, st)
         if self.has_energy:
-            self.energy += float(self.dev.pulse_energy(g_sub, new, n_up + n_down).sum())
+            total = getattr(self.dev, "pulse_energy_total", None)
+            self.energy += total(g_sub, new, n_tot) if total is not None else \
+                float(self.dev.pulse_energy(g_sub, new, n_tot).sum())
         if rows is not None:
             g.index_copy_(-2, rows, new)
         else:
@@ -355,10 +359,11 @@ class PairWriter:
               rows: torch.Tensor | None = None) -> None:
         """``n_up`` weight-raising and ``n_down`` weight-lowering pulses per cell (counts >= 0),
         ``(T, rows, cols)`` or, with ``rows`` (indices), ``(T, len(rows), cols)``."""
-        self._side(self.g_pos, n_up, n_down, self.params_pos, self.stuck_pos, generator, rows)
-        total = float((n_up + n_down).sum())
+        n_tot = n_up + n_down
+        self._side(self.g_pos, n_up, n_down, n_tot, self.params_pos, self.stuck_pos, generator, rows)
+        total = float(n_tot.sum())
         if self.pair == "both":
-            self._side(self.g_neg, n_down, n_up, self.params_neg, self.stuck_neg, generator, rows)
+            self._side(self.g_neg, n_down, n_up, n_tot, self.params_neg, self.stuck_neg, generator, rows)
             total *= 2
         self.pulses += total
 

@@ -22,8 +22,7 @@ import time
 import torch
 from torch import nn
 
-from memristive.crossbar import CrossbarConfig, Mapping
-from memristive.devices.pulsed import pulsed_preset
+from memristive.crossbar import CrossbarConfig
 from memristive.methods.analog_optim import AnalogSGD, trial_loss
 from memristive.nn import convert, mlp
 
@@ -56,7 +55,7 @@ def digital_epoch(x, y, seed=0) -> tuple[float, float]:
 
 def analog_model(seed=0):
     torch.manual_seed(seed)
-    cfg = CrossbarConfig(device=pulsed_preset("aihwkit-constant-step"), mapping=Mapping(balanced=True, w_max=0.6))
+    cfg = CrossbarConfig(memristor="aihwkit-constant-step", mapping={"kind": "balanced", "w_max": 0.6})
     return convert(mlp([784, 256, 10], "relu", bias=False), cfg, trials=1, seed=seed)
 
 

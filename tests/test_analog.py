@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from memristive.config import ConfigError
-from memristive.crossbar import CrossbarConfig, Mapping
+from memristive.crossbar import CrossbarConfig
 from memristive.devices.pulsed import ConstantStepDevice, SoftBoundsDevice
 from memristive.methods.analog import DeterministicPulses, ManhattanPulses, StochasticPulses, update_scheme
 from memristive.methods.analog_optim import AnalogSGD, MixedPrecision, TikiTaka, trial_loss
@@ -19,7 +19,7 @@ def linear_model(w: torch.Tensor, dev, trials: int = 1, seed: int = 0) -> nn.Mod
     lin = nn.Linear(w.shape[0], w.shape[1], bias=False)
     with torch.no_grad():
         lin.weight.copy_(w.t())
-    cfg = CrossbarConfig(device=dev, mapping=Mapping(balanced=True, w_max=1.0))
+    cfg = CrossbarConfig(memristor=dev, mapping={"kind": "balanced", "w_max": 1.0})
     return convert(nn.Sequential(lin), cfg, trials=trials, seed=seed)
 
 
@@ -90,7 +90,7 @@ def test_tap_records_the_true_weight_gradient():
             if isinstance(m, nn.Linear):
                 m.weight.mul_(0.5)
     dev = ConstantStepDevice(dw_min=0.001)
-    cfg = CrossbarConfig(device=dev, mapping=Mapping(balanced=True, w_max=1.0))
+    cfg = CrossbarConfig(memristor=dev, mapping={"kind": "balanced", "w_max": 1.0})
     hw = convert(net, cfg)
     opt = AnalogSGD(hw, lr=0.1)
     x, y = torch.rand(4, 6), torch.tensor([0, 2, 1, 2])

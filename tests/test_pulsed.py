@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from memristive.config import ConfigError
+from memristive.devices import device_from_spec
 from memristive.devices.pulsed import (
     PULSED_PRESETS,
     ConstantStepDevice,
@@ -16,7 +17,6 @@ from memristive.devices.pulsed import (
     LinearStepDevice,
     PowStepDevice,
     SoftBoundsDevice,
-    pulsed_device,
     pulsed_preset,
 )
 
@@ -168,7 +168,10 @@ def test_bad_parameters_name_the_key():
         SoftBoundsDevice(g_min=1e-4, g_max=1e-5)
     with pytest.raises(ConfigError, match="unknown"):
         pulsed_preset("nope")
-    with pytest.raises(ConfigError, match="device.kind"):
-        pulsed_device({"kind": "vteam-ish"})
+    with pytest.raises(ConfigError, match="kind"):
+        device_from_spec({"kind": "vteam-ish"})
+    with pytest.raises(ConfigError, match="dw_min"):
+        device_from_spec({"preset": "reram-sb", "dw_min": -1})
+    assert device_from_spec({"kind": "soft-bounds", "dw_min": 0.002}).dw_min == 0.002
     with pytest.raises(ValueError, match="outside the device range"):
         ConstantStepDevice().program(torch.tensor([1.0]))

@@ -51,24 +51,7 @@ import torch
 
 from ..config import ConfigError, check
 
-try:  # the array core's device interface (issue 10), once it is on main
-    from .base import Device, register_device  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - until then, the smallest stand-in with the same surface
-
-    class Device:  # noqa: D101 - see CORE_API.md
-        kind: ClassVar[str] = ""
-        has_pulse_response: ClassVar[bool] = False
-
-        def current(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-            return v * g
-
-    def register_device(kind: str):
-        def wrap(cls):
-            cls.kind = kind
-            return cls
-
-        return wrap
-
+from .base import Device, preset, register_device, register_preset
 
 NOISE_MODES = ("multiplicative", "additive")
 Params = dict  # name -> tensor (per device) or float (nominal)
@@ -104,7 +87,7 @@ class PulsedDevice(Device):
     closed_form: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        k = self.kind or type(self).__name__
+        k = "memristor"
         check(math.isfinite(self.g_min) and self.g_min >= 0, f"{k}.g_min", self.g_min, "must be a finite conductance >= 0 (S)")
         check(math.isfinite(self.g_max) and self.g_max > self.g_min, f"{k}.g_max", self.g_max,
               f"must be a finite conductance above g_min={self.g_min} (S)")
@@ -132,21 +115,6 @@ class PulsedDevice(Device):
 
     def to_conductance(self, x: torch.Tensor) -> torch.Tensor:
         return self.g_min + x * self.g_range
-
-    def program(self, g_target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """What the device holds when asked for ``g_target``: the target itself (analog device).
-
-        Targets outside ``[g_min, g_max]`` (beyond float rounding) are an error.
-        """
-        if torch.isnan(g_target).any():
-            raise ValueError(f"{self.kind}.program: target conductances contain NaN")
-        tol = 16 * torch.finfo(g_target.dtype).eps * self.g_max if g_target.is_floating_point() else 0.0
-        if (g_target < self.g_min - tol).any() or (g_target > self.g_max + tol).any():
-            raise ValueError(
-                f"{self.kind}.program: targets span [{g_target.min().item():.4g}, {g_target.max().item():.4g}] S, "
-                f"outside the device range [{self.g_min:.4g}, {self.g_max:.4g}] S"
-            )
-        return g_target.clamp(self.g_min, self.g_max)
 
     def nominal_params(self) -> Params:
         """The parameters of the nominal device (no device-to-device variation), as floats."""
@@ -332,6 +300,8 @@ def _clip(x: torch.Tensor, lo, hi) -> torch.Tensor:
 class ConstantStepDevice(PulsedDevice):
     """Constant step Δ_d up to hard bounds (aihwkit ``ConstantStepDevice``)."""
 
+    kind: Literal["constant-step"] = "constant-step"
+
     def _steps(self, x, p):
         return torch.as_tensor(p["dw_up"]) + 0 * x, torch.as_tensor(p["dw_down"]) + 0 * x
 
@@ -372,6 +342,8 @@ class LinearStepDevice(PulsedDevice):
     ``gamma_up`` = 0.1 means the up step at the upper nominal bound is 10 % below its centre value.
     """
 
+    kind: Literal["linear-step"] = "linear-step"
+
     gamma_up: float = 0.0
     gamma_down: float = 0.0
     gamma_up_dtod: float = 0.0
@@ -381,7 +353,7 @@ class LinearStepDevice(PulsedDevice):
         super().__post_init__()
         for key in ("gamma_up", "gamma_down", "gamma_up_dtod", "gamma_down_dtod"):
             val = getattr(self, key)
-            check(math.isfinite(val) and val >= 0, f"{self.kind}.{key}", val, "must be a finite value >= 0")
+            check(math.isfinite(val) and val >= 0, f"memristor.{key}", val, "must be a finite value >= 0")
 
     def _extra_nominal(self):
         return {"gamma_up": self.gamma_up, "gamma_down": self.gamma_down}
@@ -417,6 +389,8 @@ class SoftBoundsDevice(PulsedDevice):
     do not cancel.
     """
 
+    kind: Literal["soft-bounds"] = "soft-bounds"
+
     def _affine(self, p):
         c = self.centre
         lo, hi = p["lo"], p["hi"]
@@ -436,6 +410,8 @@ class SoftBoundsDevice(PulsedDevice):
 class ExpStepDevice(PulsedDevice):
     """Exponential step (aihwkit ``ExpStepDevice``): Δx = d·Δ_d·max(0, 1 − A_d·e^{d·γ_d·z})."""
 
+    kind: Literal["exp-step"] = "exp-step"
+
     A_up: float = 0.00081
     A_down: float = 0.36833
     gamma_up: float = 12.44625
@@ -448,7 +424,7 @@ class ExpStepDevice(PulsedDevice):
     def __post_init__(self) -> None:
         super().__post_init__()
         for key in ("A_up", "A_down", "gamma_up", "gamma_down", "a", "b"):
-            check(math.isfinite(getattr(self, key)), f"{self.kind}.{key}", getattr(self, key), "must be finite")
+            check(math.isfinite(getattr(self, key)), f"memristor.{key}", getattr(self, key), "must be finite")
 
     def _steps(self, x, p):
         z = 2 * self.a * (x - self.centre) / (p["hi"] - p["lo"]) + self.b
@@ -462,6 +438,8 @@ class ExpStepDevice(PulsedDevice):
 class PowStepDevice(PulsedDevice):
     """Power-law step (aihwkit ``PowStepDevice``): Δx_up = Δ_up·ω^γ_up, Δx_down = Δ_down·(1 − ω)^γ_down."""
 
+    kind: Literal["pow-step"] = "pow-step"
+
     pow_gamma: float = 1.0
     pow_gamma_dtod: float = 0.0
     pow_up_down: float = 0.0
@@ -471,10 +449,10 @@ class PowStepDevice(PulsedDevice):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(math.isfinite(self.pow_gamma) and self.pow_gamma > 0, f"{self.kind}.pow_gamma", self.pow_gamma, "must be > 0")
+        check(math.isfinite(self.pow_gamma) and self.pow_gamma > 0, f"memristor.pow_gamma", self.pow_gamma, "must be > 0")
         for key in ("pow_gamma_dtod", "pow_up_down_dtod"):
-            check(getattr(self, key) >= 0, f"{self.kind}.{key}", getattr(self, key), "must be >= 0")
-        check(abs(self.pow_up_down) < 1, f"{self.kind}.pow_up_down", self.pow_up_down, "must lie in (-1, 1)")
+            check(getattr(self, key) >= 0, f"memristor.{key}", getattr(self, key), "must be >= 0")
+        check(abs(self.pow_up_down) < 1, f"memristor.pow_up_down", self.pow_up_down, "must lie in (-1, 1)")
 
     def _extra_nominal(self):
         return {"gamma_up": self.pow_gamma * (1 + self.pow_up_down), "gamma_down": self.pow_gamma * (1 - self.pow_up_down)}
@@ -513,14 +491,15 @@ PULSED_PRESETS: dict[str, tuple[type, dict]] = {
                                                        up_down_dtod=0.01, bounds_dtod=0.15,
                                                        name="constant step, aihwkit defaults")),
     # A symmetric constant-step device without variation (the experiment's "symmetric" device).
-    "constant-step": (ConstantStepDevice, dict(dw_min=0.001, name="constant step, symmetric, 1000 states")),
+    "symmetric-constant-step": (ConstantStepDevice, dict(dw_min=0.001, name="constant step, symmetric, 1000 states")),
     # ReRAM soft bounds, loose fit to Gong et al., Nat. Commun. 9:2102 (2018) (aihwkit
     # ReRamSBPresetDevice: dw_min 0.002 on [-0.75, 1.25], additive c2c 3.75, d2d 0.3; its write
     # noise is not modelled here).
     "reram-sb": (SoftBoundsDevice, dict(dw_min=0.001, centre=0.375, dw_min_dtod=0.3, up_down_dtod=0.01, dw_min_std=3.75,
                                         noise="additive", bounds_dtod=0.15, name="ReRAM soft bounds (Gong 2018 fit)")),
     # An asymmetric soft-bounds device: 500 states, 20 % up/down bias, no variation.
-    "soft-bounds": (SoftBoundsDevice, dict(dw_min=0.002, up_down=0.2, name="soft bounds, asymmetric (up_down 0.2)")),
+    "asymmetric-soft-bounds": (SoftBoundsDevice, dict(dw_min=0.002, up_down=0.2,
+                                                      name="soft bounds, asymmetric (up_down 0.2)")),
     # ReRAM exponential step, fit to Gong et al. 2018 (aihwkit ReRamESPresetDevice; write noise not modelled).
     "reram-es": (ExpStepDevice, dict(dw_min=0.000675, up_down=0.259359, a=-0.5, b=-0.5, gamma_up=5.0, gamma_down=5.0,
                                      A_up=-1.18445, A_down=-0.081404, dw_min_dtod=0.2, up_down_dtod=0.05,
@@ -538,36 +517,16 @@ PULSED_PRESETS: dict[str, tuple[type, dict]] = {
                                          bounds_dtod=0.035, gamma_up_dtod=0.01, gamma_down_dtod=0.01, dw_min_std=0.3,
                                          noise="additive", name="capacitor linear step (Li 2018), no leakage")),
     # Power step with aihwkit's documented example parameters (no published device fit).
-    "pow-step": (PowStepDevice, dict(dw_min=0.005, pow_gamma=1.1, pow_up_down=0.2, name="power step (aihwkit example)")),
+    "pow-step-example": (PowStepDevice, dict(dw_min=0.005, pow_gamma=1.1, pow_up_down=0.2, name="power step (aihwkit example)")),
 }
+
+
+for _name, (_cls, _params) in PULSED_PRESETS.items():
+    register_preset(_name, _cls.kind, **_params)
 
 
 def pulsed_preset(name: str, **overrides) -> PulsedDevice:
     """A pulsed device preset by name, e.g. ``pulsed_preset("reram-sb", g_max=2e-4)``."""
     if name not in PULSED_PRESETS:
-        raise ConfigError(f"pulsed device preset {name!r} is unknown; known presets: {sorted(PULSED_PRESETS)}")
-    cls, params = PULSED_PRESETS[name]
-    return cls(**{**params, **overrides})
-
-
-PULSED_MODELS: dict[str, type] = {c.kind: c for c in (ConstantStepDevice, LinearStepDevice, SoftBoundsDevice,
-                                                      ExpStepDevice, PowStepDevice)}
-
-
-def pulsed_device(spec: str | dict | PulsedDevice) -> PulsedDevice:
-    """A pulsed device from a preset name, a mapping with ``kind`` (a model) or ``preset``, or an instance."""
-    if isinstance(spec, PulsedDevice):
-        return spec
-    if isinstance(spec, str):
-        return pulsed_preset(spec)
-    if isinstance(spec, dict):
-        spec = dict(spec)
-        if "preset" in spec:
-            return pulsed_preset(spec.pop("preset"), **spec)
-        kind = spec.pop("kind", None)
-        check(kind in PULSED_MODELS, "device.kind", kind, f"must be one of {sorted(PULSED_MODELS)} (or give 'preset')")
-        try:
-            return PULSED_MODELS[kind](**spec)
-        except TypeError as exc:
-            raise ConfigError(f"device: {exc}") from None
-    raise ConfigError(f"device={spec!r}: expected a preset name, a mapping or a PulsedDevice")
+        raise ConfigError(f"memristor={name!r}: unknown pulsed device preset; known: {sorted(PULSED_PRESETS)}")
+    return preset(name, **overrides)

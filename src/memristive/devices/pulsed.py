@@ -165,9 +165,40 @@ class PulsedDevice(Device):
         """``n_up`` raising pulses, then ``n_down`` lowering pulses (both counts >= 0)."""
         p = params if params is not None else self.nominal_params()
         x = _clip(self.to_state(g), p["lo"], p["hi"])
-        x = self._train(x, n_up.to(g.dtype), p, generator)
-        x = self._train(x, -n_down.to(g.dtype), p, generator)
+        if self.closed_form:  # one direction per train: no per-cell selection of the affine coefficients
+            co = self._affine_cached(p, x)
+            x = self._affine_train(x, n_up.to(g.dtype), co[0], p, generator, p["dw_up"])
+            x = self._affine_train(x, n_down.to(g.dtype), co[1], p, generator, p["dw_down"])
+        else:
+            x = self._train(x, n_up.to(g.dtype), p, generator)
+            x = self._train(x, -n_down.to(g.dtype), p, generator)
         return self.to_conductance(x)
+
+    def _affine_cached(self, p: Params, x: torch.Tensor):
+        """``((a_up, b_up, L_up), (a_dn, b_dn, L_dn))`` with ``L = log1p(b)``, cached in ``p``."""
+        key = ("_affine", x.dtype, x.device)
+        co = p.get(key)
+        if co is None:
+            a_up, b_up, a_dn, b_dn = (_t(v, x) for v in self._affine(p))
+            co = tuple((a, b, torch.log1p(b)) for a, b in ((a_up, b_up), (a_dn, b_dn)))
+            p[key] = co
+        return co
+
+    def _affine_train(self, x, m, co, p, generator, step):
+        """``m >= 0`` pulses of one direction with Δx = a + b·x per pulse (closed form, see the module)."""
+        a, b, L = co
+        sigma = self.dw_min_std
+        if sigma > 0 and self.noise == "multiplicative":
+            m = m + sigma * m.sqrt() * _randn_like(x, generator)
+        if bool((b == 0).all()):
+            F = m
+        else:
+            b_safe = torch.where(b == 0, torch.ones_like(b), b)
+            F = torch.where(b == 0, m, torch.expm1(m * L) / b_safe)
+        x = x + (a + b * x) * F
+        if sigma > 0 and self.noise == "additive":
+            x = x + sigma * _t(step, x) * m.sqrt() * _randn_like(x, generator)
+        return _clip(x, p["lo"], p["hi"])
 
     def steps(self, x: torch.Tensor, params: Params | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Magnitudes ``(Δx_up, Δx_down)`` of one noiseless pulse at normalised state ``x``."""

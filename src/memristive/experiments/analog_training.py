@@ -45,13 +45,13 @@ class AnalogTrainingConfig:
     activation: str = "relu"
     w_max: float = 1.0
     lr: float = 0.1
-    transfer_lr: float = 0.1
+    transfer_lr: float = 1.0
     transfer_rows: int = 100
     manhattan_threshold: float = 0.0
     bl: int = 31
     epochs: int = 2
     batch_size: int = 100
-    n_train: int | None = None
+    n_train: int | None = 20000
     n_test: int | None = None
     trials: int = 1
     seed: int = 0

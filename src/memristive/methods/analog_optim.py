@@ -187,7 +187,7 @@ class MixedPrecision(AnalogOptimizer):
 class TikiTaka(AnalogOptimizer):
     """Tiki-Taka (v1) and, with ``buffered=True``, Tiki-Taka v2 (see the module docstring)."""
 
-    def __init__(self, model: nn.Module, lr: float = 0.1, transfer_lr: float = 0.1, transfer_every: int = 1,
+    def __init__(self, model: nn.Module, lr: float = 0.1, transfer_lr: float = 1.0, transfer_every: int = 1,
                  n_rows_per_transfer: int = 1, scheme: str | dict | UpdateScheme = "stochastic",
                  transfer_scheme: str | dict | UpdateScheme | None = None, fast_device=None,
                  buffered: bool = False, buffer_threshold: float = 1.0, forget_buffer: bool = True,

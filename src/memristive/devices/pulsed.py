@@ -149,22 +149,24 @@ class PulsedDevice(Device):
     def clip(self, g: torch.Tensor, params: Params | None = None) -> torch.Tensor:
         """``g`` limited to each device's own bounds (a device cannot hold more)."""
         p = params if params is not None else self.nominal_params()
-        return self.to_conductance(_clip(self.to_state(g), p["lo"], p["hi"]))
+        c = _siemens(self, p, g)
+        return torch.clamp(g, c["lo"], c["hi"])  # conductances inside the bounds come back bit for bit
 
     def pulse(self, g: torch.Tensor, n: torch.Tensor, generator: torch.Generator | None = None,
               params: Params | None = None) -> torch.Tensor:
         """Conductances after ``n`` pulses (signed integer counts, broadcast with ``g``; n > 0 raises G)."""
         p = params if params is not None else self.nominal_params()
         n = torch.as_tensor(n, dtype=g.dtype, device=g.device)
-        x = _clip(self.to_state(g), p["lo"], p["hi"])
-        x = self._train(x, n, p, generator)
-        return self.to_conductance(x)
+        x0 = self.to_state(g)
+        x = self._train(_clip(x0, p["lo"], p["hi"]), n, p, generator)
+        return g + (x - x0) * self.g_range  # a cell without pulses (inside its bounds) keeps G exactly
 
     def pulse_pair(self, g: torch.Tensor, n_up: torch.Tensor, n_down: torch.Tensor,
                    generator: torch.Generator | None = None, params: Params | None = None) -> torch.Tensor:
         """``n_up`` raising pulses, then ``n_down`` lowering pulses (both counts >= 0)."""
         p = params if params is not None else self.nominal_params()
-        x = _clip(self.to_state(g), p["lo"], p["hi"])
+        x0 = self.to_state(g)
+        x = _clip(x0, p["lo"], p["hi"])
         if self.closed_form:  # one direction per train: no per-cell selection of the affine coefficients
             co = self._affine_cached(p, x)
             x = self._affine_train(x, n_up.to(g.dtype), co[0], p, generator, p["dw_up"])
@@ -172,7 +174,7 @@ class PulsedDevice(Device):
         else:
             x = self._train(x, n_up.to(g.dtype), p, generator)
             x = self._train(x, -n_down.to(g.dtype), p, generator)
-        return self.to_conductance(x)
+        return g + (x - x0) * self.g_range
 
     def _affine_cached(self, p: Params, x: torch.Tensor):
         """``((a_up, b_up, L_up), (a_dn, b_dn, L_dn))`` with ``L = log1p(b)``, cached in ``p``."""
@@ -213,7 +215,7 @@ class PulsedDevice(Device):
         p = params if params is not None else self.nominal_params()
         lo = torch.as_tensor(p["lo"], dtype=torch.float64)
         hi = torch.as_tensor(p["hi"], dtype=torch.float64)
-        p64 = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in p.items()}
+        p64 = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in p.items() if isinstance(k, str)}  # no caches
 
         def f(x):
             up, dn = self._steps(x, p64)
@@ -228,7 +230,7 @@ class PulsedDevice(Device):
             a = torch.where(pos, mid, a)
             b = torch.where(pos, b, mid)
         out = torch.where(crosses, (a + b) / 2, torch.full_like(a, self.centre))
-        dtype = next((v.dtype for v in p.values() if isinstance(v, torch.Tensor)), torch.float32)
+        dtype = next((v.dtype for k, v in p.items() if isinstance(k, str) and isinstance(v, torch.Tensor)), torch.float32)
         return out.to(dtype) if out.dim() else float(out)
 
     def pulse_energy(self, g_before: torch.Tensor, g_after: torch.Tensor, n: torch.Tensor) -> torch.Tensor:

@@ -131,6 +131,30 @@ class AnalogOptimizer(torch.optim.Optimizer):
     def _update(self, name: str, group: dict, x: torch.Tensor, d: torch.Tensor) -> None:
         raise NotImplementedError
 
+    def _extra_state(self) -> dict:
+        return {"writers": {n: w.state_dict() for n, w in self.writers.items()}}
+
+    def _load_extra_state(self, extra: dict) -> None:
+        for name, st in extra["writers"].items():
+            self.writer(name).load_state_dict(st)
+
+    def state_dict(self) -> dict:
+        """torch's optimizer state plus the analog state: each layer's device parameters (drawn once),
+        pulse/energy totals, fast arrays (Tiki-Taka) and the pulse generator's state."""
+        sd = super().state_dict()
+        sd["analog"] = {**self._extra_state(), "generator": self._gen.get_state() if self._gen is not None else None,
+                        "generator_device": str(self._gen.device) if self._gen is not None else None}
+        return sd
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("analog", None)
+        super().load_state_dict(state_dict)
+        if extra is not None:
+            self._load_extra_state(extra)
+            if extra.get("generator") is not None:
+                self.generator(extra["generator_device"]).set_state(extra["generator"])
+
     def close(self) -> None:
         """Remove the forward hooks from the model."""
         self.tap.remove()
@@ -227,6 +251,19 @@ class TikiTaka(AnalogOptimizer):
                 g.copy_(dev.g_min + torch.as_tensor(x0, dtype=g.dtype, device=g.device) * (dev.g_max - dev.g_min))
             self.fast[name] = w
         return w
+
+    def _extra_state(self) -> dict:
+        out = super()._extra_state()
+        out["fast"] = {n: {**w.state_dict(), "g_pos": w.g_pos, "g_neg": w.g_neg} for n, w in self.fast.items()}
+        return out
+
+    def _load_extra_state(self, extra: dict) -> None:
+        super()._load_extra_state(extra)
+        for name, st in extra.get("fast", {}).items():
+            w = self.fast_writer(name)
+            w.load_state_dict(st)
+            w.g_pos.copy_(st["g_pos"])
+            w.g_neg.copy_(st["g_neg"])
 
     def fast_weights(self, name: str) -> torch.Tensor:
         w = self.fast_writer(name)

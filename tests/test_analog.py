@@ -26,10 +26,12 @@ def linear_model(w: torch.Tensor, dev, trials: int = 1, seed: int = 0) -> nn.Mod
 
 
 # ============================================================================ schemes
-def test_stochastic_pulse_trains_mean_update():
+@pytest.mark.parametrize("signed", [True, False], ids=["signed-x", "nonnegative-x"])
+def test_stochastic_pulse_trains_mean_update(signed):
     """E[n_up − n_down]·dw = −lr·Σ_b x_b δ_bᵀ (update management, no clipping), estimated over many draws."""
     gen = torch.Generator().manual_seed(0)
     x = torch.tensor([[[0.9, -0.4, 0.2], [0.1, 0.5, -0.7]]])  # (1, B=2, rows=3)
+    x = x if signed else x.abs()
     d = torch.tensor([[[0.3, -0.1], [-0.2, 0.25]]])  # (1, B=2, cols=2)
     lr, dw = 0.5, 0.01
     expected = -lr * (x.transpose(1, 2) @ d)[0] / dw  # in pulses
@@ -54,6 +56,8 @@ def test_stochastic_pulse_trains_bits_are_exact_at_probability_one():
     up, dn = scheme.counts(x, d, lr, dw, torch.Generator().manual_seed(0))
     assert up[0].tolist() == [[0.0, 7.0], [7.0, 0.0]]
     assert dn[0].tolist() == [[7.0, 0.0], [0.0, 7.0]]
+    up, dn = scheme.counts(x.abs(), d, lr, dw, torch.Generator().manual_seed(0))  # the x >= 0 path
+    assert up[0].tolist() == [[0.0, 7.0], [0.0, 7.0]] and dn[0].tolist() == [[7.0, 0.0], [7.0, 0.0]]
 
 
 def test_manhattan_signs_and_threshold():

@@ -77,16 +77,20 @@ class StochasticPulses:
         p = p.clamp(max=1).expand(T, -1, -1)
         q = q.clamp(max=1)
         B, rows, cols = d.shape[1], x.shape[-1], d.shape[-1]
-        # signed bits: ±1 where the stream fires (sign of the input / error), else 0
-        xs = torch.rand((T, bl, B, rows), generator=generator, device=d.device, dtype=d.dtype).lt_(p.unsqueeze(1))
-        xs = xs.to(d.dtype).mul_(x.sign().unsqueeze(1)).reshape(T, bl * B, rows)
-        ds = torch.rand((T, bl, B, cols), generator=generator, device=d.device, dtype=d.dtype).lt_(q.unsqueeze(1))
-        ds = ds.to(d.dtype).mul_(d.sign().unsqueeze(1)).reshape(T, bl * B, cols)
-        xb, db = xs.abs(), ds.abs()
-        both = xb.transpose(1, 2) @ db  # all coincidences
-        same = xs.transpose(1, 2) @ ds  # (#sign(xδ) > 0) − (#sign(xδ) < 0)
+        # bits: 1 where the stream fires; signed bits carry the sign of the input / error
+        xb = torch.rand((T, bl, B, rows), generator=generator, device=d.device, dtype=d.dtype).lt_(p.unsqueeze(1))
+        db = torch.rand((T, bl, B, cols), generator=generator, device=d.device, dtype=d.dtype).lt_(q.unsqueeze(1))
+        ds = (db * d.sign().unsqueeze(1)).reshape(T, bl * B, cols)
+        db = db.reshape(T, bl * B, cols)
+        xb = xb.reshape(T, bl * B, rows)
+        if bool((x >= 0).all()):  # non-negative inputs (pixels, ReLU outputs): one product gives both
+            both, same = (xb.transpose(1, 2) @ torch.cat([db, ds], dim=-1)).split(cols, dim=-1)
+        else:
+            xs = xb * x.sign().unsqueeze(1).expand(T, bl, B, rows).reshape(T, bl * B, rows)
+            both = xb.transpose(1, 2) @ db  # all coincidences
+            same = xs.transpose(1, 2) @ ds  # (#sign(xδ) > 0) − (#sign(xδ) < 0)
         # both ± same are even integers (exact in floating point): halving them is exact
-        return torch.sub(both, same).mul_(0.5), both.add_(same).mul_(0.5)
+        return torch.sub(both, same).mul_(0.5), torch.add(both, same).mul_(0.5)
 
 
 ROUNDINGS = ("nearest", "stochastic", "truncate")

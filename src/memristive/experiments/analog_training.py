@@ -274,6 +274,23 @@ def toy_regression(cfg: AnalogToyConfig, opt_name: str, progress: bool = True) -
             "wall_s": time.perf_counter() - t0}
 
 
+def toy_digital(cfg: AnalogToyConfig) -> dict:
+    """The same regression, same data stream, plain digital SGD at the same lr (the noise floor)."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    w_true = (torch.rand(8, 4, generator=g) * 2 - 1) * 0.5
+    w = torch.zeros(8, 4, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=cfg.lr)
+    for _ in range(cfg.steps):
+        x = torch.randn(8, 8, generator=g)
+        y = x @ w_true + cfg.noise * torch.randn(8, 4, generator=g)
+        opt.zero_grad()
+        (0.5 * ((x @ w - y) ** 2).sum(-1).mean()).backward()
+        opt.step()
+    err = float(((w.detach() - w_true) ** 2).mean().sqrt())
+    return {"optimizer": "digital-sgd", "rms_error": [err], "rms_error_mean": err, "rms_error_min": err,
+            "rms_error_max": err, "rms_target": float(w_true.pow(2).mean().sqrt()), "pulses": 0.0, "wall_s": 0.0}
+
+
 @experiment(
     "analog-toy",
     "Tiki-Taka vs analog SGD on a noisy linear regression with symmetric soft-bounds devices (RMS weight error)",
@@ -282,5 +299,6 @@ def toy_regression(cfg: AnalogToyConfig, opt_name: str, progress: bool = True) -
 )
 def run_analog_toy(cfg: AnalogToyConfig, run: RunFolder) -> dict:
     rows = [run.checkpoint(f"toy__{o}", lambda: toy_regression(cfg, o)) for o in cfg.optimizers]
+    rows.append(run.checkpoint("toy__digital", lambda: toy_digital(cfg)))
     run.write_csv("toy.csv", [{k: v for k, v in r.items() if k != "rms_error"} for r in rows])
     return {"rows": rows}

@@ -26,8 +26,9 @@ def linear_model(w: torch.Tensor, dev, trials: int = 1, seed: int = 0) -> nn.Mod
 
 
 # ============================================================================ schemes
+@pytest.mark.parametrize("sampling", ["sparse", "dense"])
 @pytest.mark.parametrize("signed", [True, False], ids=["signed-x", "nonnegative-x"])
-def test_stochastic_pulse_trains_mean_update(signed):
+def test_stochastic_pulse_trains_mean_update(signed, sampling):
     """E[n_up − n_down]·dw = −lr·Σ_b x_b δ_bᵀ (update management, no clipping), estimated over many draws."""
     gen = torch.Generator().manual_seed(0)
     x = torch.tensor([[[0.9, -0.4, 0.2], [0.1, 0.5, -0.7]]])  # (1, B=2, rows=3)
@@ -35,7 +36,7 @@ def test_stochastic_pulse_trains_mean_update(signed):
     d = torch.tensor([[[0.3, -0.1], [-0.2, 0.25]]])  # (1, B=2, cols=2)
     lr, dw = 0.5, 0.01
     expected = -lr * (x.transpose(1, 2) @ d)[0] / dw  # in pulses
-    scheme = StochasticPulses(bl=31)
+    scheme = StochasticPulses(bl=31, sampling=sampling)
     acc = torch.zeros(3, 2)
     reps = 4000
     for _ in range(reps):
@@ -47,17 +48,33 @@ def test_stochastic_pulse_trains_mean_update(signed):
     assert torch.allclose(mean, expected, atol=0.08), (mean, expected)
 
 
-def test_stochastic_pulse_trains_bits_are_exact_at_probability_one():
+@pytest.mark.parametrize("sampling", ["sparse", "dense"])
+def test_stochastic_pulse_trains_bits_are_exact_at_probability_one(sampling):
     """With p = q = 1 every bit coincides: exactly BL pulses of sign −sign(xδ) per sample."""
     x = torch.tensor([[[1.0, -1.0]]])
     d = torch.tensor([[[1.0, -1.0]]])
-    scheme = StochasticPulses(bl=7, bl_management=False, update_management=False)
+    scheme = StochasticPulses(bl=7, bl_management=False, update_management=False, sampling=sampling)
     lr, dw = 7.0, 1.0  # C = sqrt(lr/(BL dw)) = 1 -> p = q = 1
     up, dn = scheme.counts(x, d, lr, dw, torch.Generator().manual_seed(0))
     assert up[0].tolist() == [[0.0, 7.0], [7.0, 0.0]]
     assert dn[0].tolist() == [[7.0, 0.0], [0.0, 7.0]]
     up, dn = scheme.counts(x.abs(), d, lr, dw, torch.Generator().manual_seed(0))  # the x >= 0 path
     assert up[0].tolist() == [[0.0, 7.0], [0.0, 7.0]] and dn[0].tolist() == [[7.0, 0.0], [7.0, 0.0]]
+
+
+def test_sparse_and_dense_coincidences_have_the_same_distribution():
+    """Both samplers simulate the same bit streams: per-cell mean and variance of the counts agree
+    (two trials, a batch of 3, mixed signs), and so does the covariance of two cells sharing a row."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.tensor([[[0.9, -0.4, 0.0], [0.1, 0.5, -0.7], [0.3, 0.3, 0.3]]])
+    d = torch.tensor([[[0.3, -0.1], [-0.2, 0.25], [0.05, 0.4]], [[0.1, 0.1], [0.0, -0.3], [0.2, 0.2]]])
+    stats = {}
+    for sampling in ("sparse", "dense"):
+        scheme = StochasticPulses(bl=15, sampling=sampling)
+        draws = torch.stack([torch.stack(scheme.counts(x, d, 0.3, 0.01, gen)) for _ in range(3000)])
+        stats[sampling] = (draws.mean(0), draws.var(0), (draws[:, 0, 0, 0, 0] * draws[:, 0, 0, 0, 1]).mean())
+    for a, b in zip(stats["sparse"], stats["dense"]):
+        assert torch.allclose(a, b, rtol=0.1, atol=0.15), (a, b)
 
 
 def test_manhattan_signs_and_threshold():
@@ -213,3 +230,23 @@ def test_state_dict_resumes_training_exactly():
         if isinstance(a, torch.Tensor):
             assert torch.equal(a, b), k
     assert o1.totals() == o2.totals()
+
+
+@pytest.mark.parametrize("dev", [ConstantStepDevice(dw_min=0.01, up_down=0.1), SoftBoundsDevice(dw_min=0.01)],
+                         ids=["constant-step", "soft-bounds"])
+def test_sparse_write_equals_dense_write(dev, monkeypatch):
+    """Writing only the pulsed cells gives bit-identical conductances to sending every cell through."""
+    from memristive.methods import analog
+
+    out = []
+    for frac in (0.0, 1.0):  # always dense, always sparse
+        monkeypatch.setattr(analog, "SPARSE_WRITE", frac)
+        model = linear_model(torch.rand(5, 4, generator=torch.Generator().manual_seed(0)) - 0.5, dev, trials=2)
+        xb = model[0].crossbar
+        w = analog.PairWriter(dev, xb.g_pos, xb.g_neg, xb.k, "both", torch.Generator().manual_seed(1))
+        gen = torch.Generator().manual_seed(2)
+        n = torch.randint(-3, 4, (2, 5, 4), generator=gen).float() * (torch.rand(2, 5, 4, generator=gen) < 0.3)
+        w.write(n.clamp(min=0), (-n).clamp(min=0), gen)
+        out.append((xb.g_pos.clone(), xb.g_neg.clone(), w.pulses, w.energy))
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+    assert out[0][2] == out[1][2] and out[0][3] == pytest.approx(out[1][3], rel=1e-6)

@@ -270,3 +270,17 @@ def test_int8_coincidence_path_exact_and_unbiased():
     se = draws.std(0) / 800 ** 0.5
     assert ((draws.mean(0) - expected).abs() <= 4 * se + 1e-6).all()
     assert torch.equal(draws[:, x[0].sum(0) == 0], torch.zeros_like(draws[:, x[0].sum(0) == 0]))  # rows never driven
+
+
+def test_experiment_configs_validated():
+    from memristive.experiments.analog_training import AnalogToyConfig, AnalogTrainingConfig
+
+    with pytest.raises(ConfigError, match="devices"):
+        AnalogTrainingConfig(devices=["no-such-device"])
+    with pytest.raises(ConfigError, match="optimizers"):
+        AnalogTrainingConfig(optimizers=["adam"])
+    with pytest.raises(ConfigError, match="datasets"):
+        AnalogTrainingConfig(datasets=["cifar10"])
+    with pytest.raises(ConfigError, match="dw_min"):
+        AnalogToyConfig(dw_min=0.5)
+    assert AnalogTrainingConfig().devices[-1] == "dtga"  # VTEAM: pending until registered, not an error

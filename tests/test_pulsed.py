@@ -166,6 +166,10 @@ def test_bad_parameters_name_the_key():
         ConstantStepDevice(dw_min=0.0)
     with pytest.raises(ConfigError, match="g_max"):
         SoftBoundsDevice(g_min=1e-4, g_max=1e-5)
+    with pytest.raises(ConfigError, match="gamma_up/gamma_down"):
+        LinearStepDevice(dw_min=0.1, gamma_up=6.0)  # b = −1.2: one pulse would jump past the fixed point
+    with pytest.raises(ConfigError, match="dw_min"):
+        SoftBoundsDevice(dw_min=0.1, centre=0.05)
     with pytest.raises(ConfigError, match="unknown"):
         pulsed_preset("nope")
     with pytest.raises(ConfigError, match="kind"):

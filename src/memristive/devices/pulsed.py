@@ -31,8 +31,8 @@ pulse, Δx = a_d + b_d·x, so n pulses have the exact closed form (geometric ser
 
     x_n = x_0 + (a + b·x_0)·F(n),   F(n) = ((1 + b)^n − 1)/b  (= n when b = 0)
 
-and clipping once at the end equals clipping after every pulse, because the map is monotone towards
-its fixed point. Cycle-to-cycle noise enters as an effective pulse count: a multiplicative
+and clipping once at the end equals clipping after every pulse: the iterates move monotonically
+towards the map's fixed point, so a train crosses a bound at most once and then stays clipped there. Cycle-to-cycle noise enters as an effective pulse count: a multiplicative
 (1 + σξ_k) per pulse sums to n + σ·√n·ξ pulses (exact for constant step, first order in the step
 size otherwise); additive noise adds Δ_d·σ·√n·ξ after the train. Exp step and power step have no
 closed form for the discrete map: their trains loop over pulses (``max |n|`` iterations, each
@@ -182,7 +182,7 @@ class PulsedDevice(Device):
         co = p.get(key)
         if co is None:
             a_up, b_up, a_dn, b_dn = (_t(v, x) for v in self._affine(p))
-            co = tuple((a, b, torch.log1p(b)) for a, b in ((a_up, b_up), (a_dn, b_dn)))
+            co = tuple((a, b, torch.log1p(b)) for a, b in ((a_up, _no_overshoot(b_up)), (a_dn, _no_overshoot(b_dn))))
             p[key] = co
         return co
 
@@ -265,7 +265,7 @@ class PulsedDevice(Device):
         a_up, b_up, a_dn, b_dn = (_t(v, x) for v in self._affine(p))
         up = n > 0
         a = torch.where(up, a_up, a_dn)
-        b = torch.where(up, b_up, b_dn)
+        b = _no_overshoot(torch.where(up, b_up, b_dn))
         m = n.abs()
         sigma = self.dw_min_std
         if sigma > 0 and self.noise == "multiplicative":
@@ -315,6 +315,12 @@ def _siemens(dev: PulsedDevice, p: Params, g: torch.Tensor) -> dict:
              "lo": dev.g_min + _t(p["lo"], g) * r, "hi": dev.g_min + _t(p["hi"], g) * r}
         p[key] = c
     return c
+
+
+def _no_overshoot(b: torch.Tensor) -> torch.Tensor:
+    """b ≥ −1 + 1e-6: a drawn device whose single step would jump past its fixed point (b < −1; only
+    possible for extreme device-to-device draws, the nominal parameters are checked) lands on it."""
+    return b.clamp(min=-1.0 + 1e-6)
 
 
 def _t(v, x: torch.Tensor) -> torch.Tensor:
@@ -387,6 +393,13 @@ class LinearStepDevice(PulsedDevice):
         for key in ("gamma_up", "gamma_down", "gamma_up_dtod", "gamma_down_dtod"):
             val = getattr(self, key)
             check(math.isfinite(val) and val >= 0, f"memristor.{key}", val, "must be a finite value >= 0")
+        self._check_step()
+
+    def _check_step(self) -> None:
+        c, top = self.centre, self.dw_min * (1 + abs(self.up_down))
+        check(top * max(self.gamma_up / (1 - c), self.gamma_down / c) < 1, "memristor.gamma_up/gamma_down",
+              (self.gamma_up, self.gamma_down),
+              "one pulse must not jump past the step's fixed point: need dw_min·(1+|up_down|)·max(γ_up/(1−c), γ_down/c) < 1")
 
     def _extra_nominal(self):
         return {"gamma_up": self.gamma_up, "gamma_down": self.gamma_down}
@@ -423,6 +436,12 @@ class SoftBoundsDevice(PulsedDevice):
     """
 
     kind: Literal["soft-bounds"] = "soft-bounds"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        c = self.centre
+        check(self.dw_min * (1 + abs(self.up_down)) < min(c, 1 - c), "memristor.dw_min", self.dw_min,
+              f"one pulse at the centre must stay inside the range: need dw_min·(1+|up_down|) < min(centre, 1−centre) = {min(c, 1 - c):.3g}")
 
     def _affine(self, p):
         c = self.centre

@@ -116,10 +116,12 @@ def _coincidences_int8(d, p, q, bl, generator):
     # (rows, bl·B) left operand: entry (i, t·B + b)
     pf = p.reshape(-1)
     nz = (pf > 0).nonzero().squeeze(1)  # flat (b, i) indices
-    fired_t, fired_j = (torch.rand((bl, nz.numel()), generator=generator, dtype=p.dtype) < pf[nz]).nonzero(as_tuple=True)
-    b_idx, i_idx = torch.div(nz, rows, rounding_mode="floor")[fired_j], (nz % rows)[fired_j]
+    fired_t, fired_j = (torch.rand((bl, nz.numel()), generator=generator, dtype=p.dtype)
+                        < pf.index_select(0, nz)).nonzero(as_tuple=True)
+    nz_f = nz.index_select(0, fired_j)
+    b_idx, i_idx = torch.div(nz_f, rows, rounding_mode="floor"), nz_f % rows
     lhs = torch.zeros(rows * kk, dtype=torch.int8)
-    lhs[i_idx * kk + fired_t * B + b_idx] = 1
+    lhs.index_fill_(0, i_idx * kk + fired_t * B + b_idx, 1)
     lhs = lhs.view(rows, kk)
     db = (torch.rand((bl, B, cols), generator=generator, dtype=q.dtype) < q).to(torch.int8)
     ds = db * d.sign().to(torch.int8)
@@ -422,7 +424,7 @@ class PairWriter:
             if active.numel() > SPARSE_WRITE * flat.numel():
                 pick = None  # dense: every cell through the device model
             else:  # only the cells that receive pulses (the rest keep G exactly)
-                pick = lambda t: t.reshape(-1)[active]  # noqa: E731
+                pick = lambda t: t.reshape(-1).index_select(0, active)  # noqa: E731
         if pick is None:
             g_sub, p_sub, st, up, dn, nt = g, params, stuck, n_up, n_down, n_tot
         else:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, check
-from ..data import DATASETS
+from ..data import DATASETS, load_dataset
 from ..methods.software import train_classifier
 from ..nn import mlp
 from .folder import RunFolder
@@ -124,6 +124,12 @@ class SoftwareMLPConfig:
             if n is not None:
                 check(n <= have, f"{section}.{name}", n, f"must be <= the {have} training samples of {self.dataset}, "
                       "or null for all")
+
+
+def load_data(name: str, n_train: int | None, n_test: int | None):
+    """``memristive.data.load_dataset(name, n_train=..., n_test=...)`` (the one loader; kept under this
+    name for the experiments that import it from here)."""
+    return load_dataset(name, n_train=n_train, n_test=n_test)
 
 
 def software_mlp(run: RunFolder, data, sizes: list[int], epochs: int, lr: float, batch_size: int,

@@ -51,6 +51,7 @@ KNOWN_BROKEN: dict[str, str] = {
     "docs/gru.md:L153": "docs owner: sketch (model undefined); make it runnable or mark no-exec",
     "docs/cost.md:L14": "docs owner: my-spec.yaml and model.pt do not exist; create them in the block or mark no-exec",
     "docs/cost.md:L39": "docs owner: sketch (hw_model, x_test, device_array undefined); make it runnable or mark no-exec",
+    "docs/analog-training.md:L8": "docs owner: sketch (`batches` undefined); make it runnable or mark no-exec",
 }
 
 

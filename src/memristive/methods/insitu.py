@@ -178,14 +178,17 @@ class PulsedArray:
             stuck = getattr(xb, f"stuck_{side}")
             sent = n != 0
             self._blocked += (sent & stuck).sum(dim=(1, 2))
+            moved = sent & ~stuck
             n = n.masked_fill(stuck, 0.0)
             g = getattr(xb, f"g_{side}")
-            if mem.has_pulse_response:
-                new = mem.pulse(g, n, self._generator)
-            else:
-                new = linear_pulse_response(g, n, self.dg, self.write_noise, mem.g_min, mem.g_max, self._generator)
-            g.copy_(new)  # in place: the crossbar's version counter moves, caches are invalidated
-            moved = sent & ~stuck
+            if bool(moved.any()):  # only the pulsed devices are computed (and draw noise): few per step
+                g_sel, n_sel = g[moved], n[moved]
+                if mem.has_pulse_response:
+                    new = mem.pulse(g_sel, n_sel, self._generator)
+                else:
+                    new = linear_pulse_response(g_sel, n_sel, self.dg, self.write_noise, mem.g_min, mem.g_max,
+                                                self._generator)
+                g[moved] = new  # in place: the crossbar's version counter moves, caches are invalidated
             self._writes[side] += moved
             self._pulses[side] += n.abs().to(torch.int32)
 

@@ -413,6 +413,9 @@ class Crossbar(nn.Module):
         """Output voltages ``V_out = V_in · (G+ − G−) · R_s`` with read noise and ADC, ``(T, B, cols)``."""
         v = self._as_trials(v_in, "v_in").to(self.g_pos.dtype)
         _check_finite(v, "v_in")
+        return self._mvm(v)
+
+    def _mvm(self, v: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         partial = self._partials(v, *self._read_g())
         if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
@@ -429,7 +432,7 @@ class Crossbar(nn.Module):
         _check_finite(x, "x")
         x = cfg.dac(x)
         v = x * cfg.v_read
-        return self.mvm(v) / (cfg.v_read * cfg.r_s * self.k)
+        return self._mvm(v.to(self.g_pos.dtype)) / (cfg.v_read * cfg.r_s * self.k)
 
     def __rmatmul__(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ xb`` is ``xb.matmul(x)``."""

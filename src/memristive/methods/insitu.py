@@ -174,23 +174,27 @@ class PulsedArray:
         xb, mem = self.xb, self.memristor
         dw = dw * scale if scale != 1.0 else dw
         for side in self._sides:
-            n = self.pulse_counts(dw, side).expand_as(getattr(xb, f"g_{side}"))
-            stuck = getattr(xb, f"stuck_{side}")
-            sent = n != 0
-            self._blocked += (sent & stuck).sum(dim=(1, 2))
-            moved = sent & ~stuck
-            n = n.masked_fill(stuck, 0.0)
             g = getattr(xb, f"g_{side}")
-            if bool(moved.any()):  # only the pulsed devices are computed (and draw noise): few per step
-                g_sel, n_sel = g[moved], n[moved]
-                if mem.has_pulse_response:
-                    new = mem.pulse(g_sel, n_sel, self._generator)
-                else:
-                    new = linear_pulse_response(g_sel, n_sel, self.dg, self.write_noise, mem.g_min, mem.g_max,
-                                                self._generator)
-                g[moved] = new  # in place: the crossbar's version counter moves, caches are invalidated
-            self._writes[side] += moved
-            self._pulses[side] += n.abs().to(torch.int32)
+            n = self.pulse_counts(dw, side).expand_as(g)
+            idx = n.nonzero(as_tuple=True)  # only the pulsed devices are touched: few per step
+            if idx[0].numel() == 0:
+                continue
+            n_sel = n[idx]
+            stuck_sel = getattr(xb, f"stuck_{side}")[idx]
+            if bool(stuck_sel.any()):
+                self._blocked.index_add_(0, idx[0][stuck_sel], torch.ones_like(idx[0][stuck_sel]))
+                free = ~stuck_sel
+                idx, n_sel = tuple(i[free] for i in idx), n_sel[free]
+                if idx[0].numel() == 0:
+                    continue
+            g_sel = g[idx]
+            if mem.has_pulse_response:
+                new = mem.pulse(g_sel, n_sel, self._generator)
+            else:
+                new = linear_pulse_response(g_sel, n_sel, self.dg, self.write_noise, mem.g_min, mem.g_max, self._generator)
+            g.index_put_(idx, new)  # in place: the crossbar's version counter moves, caches are invalidated
+            self._writes[side].index_put_(idx, torch.ones_like(idx[0], dtype=torch.int32), accumulate=True)
+            self._pulses[side].index_put_(idx, n_sel.abs().to(torch.int32), accumulate=True)
 
     def writes(self, which: str = "pos") -> torch.Tensor:
         """Write events (pulse trains) each device received, ``(T, rows, cols)`` (zero on stuck devices)."""

@@ -39,16 +39,17 @@ def defective(mnist_mlp):
     """20 % defects (the paper's model: half stuck at HRS, half lognormal σ~U[0.6, 1]), balanced pairs,
     12 arrays: a regime where the defects cost accuracy, as in the paper's Fig. 6."""
     model, data = mnist_mlp
+    software = float(accuracy(model, data.x_test, data.y_test)[0])  # ≈ 0.85 on these settings
     cfg = CrossbarConfig(mapping="balanced", nonidealities=[DefectPercent(alpha=0.2)])
     hw = convert(model, cfg, trials=12, seed=5)
     none = accuracy(hw, data.x_test, data.y_test)
     cal = calibrate(hw, model, data.x_train, CalibrationConfig(n_samples=3000))
-    return model, data, none, cal
+    return model, data, none, cal, software
 
 
 def test_calibration_beats_no_calibration(defective):
-    model, data, none, cal = defective
-    assert float(none.mean()) < 0.85  # the defects hurt (software ≈ 0.93)
+    model, data, none, cal, software = defective
+    assert float(none.mean()) < software - 0.03  # the defects hurt (measured: 0.78 vs 0.85)
     with torch.no_grad():
         calibrated = accuracy(cal, data.x_test, data.y_test)
     assert float(calibrated.mean()) > float(none.mean()) + 0.01
@@ -59,7 +60,7 @@ def test_calibration_beats_no_calibration(defective):
 def test_calibration_plus_insitu_beats_calibration(defective, write_model):
     import copy
 
-    model, data, _, cal = defective
+    model, data, _, cal, _ = defective
     cal = copy.deepcopy(cal)  # the fixture's arrays stay as programmed
     with torch.no_grad():
         before = accuracy(cal, data.x_test, data.y_test)

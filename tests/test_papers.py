@@ -3,7 +3,7 @@
 * calibration paper (Du, Peng & Liu 2023, Fig. 6): calibration beats no calibration, and calibration +
   in-situ training beats calibration alone, on defective arrays;
 * GRU paper (Hua et al., Fig. 7): a model trained with weight noise beats the plainly trained one under
-  the device variation it was trained for.
+  the device variation it was trained for (a small GRU on a synthetic sequence task, additive σ = 0.3).
 
 Each claim is checked on the same Monte Carlo arrays for both sides of the comparison, on settings
 where the effect the paper describes exists (arrays whose defects cost accuracy; variation that costs
@@ -93,14 +93,15 @@ def test_noise_training_beats_plain_training_under_its_variation():
 
     task = _sequence_task()
     quant = QuantConfig(weight_bits=6, quantize_input=False)
-    qat_cfg = TrainConfig(epochs=3, lr=1e-3, batch_size=64)
-    fp, plain = fp_then_qat(lambda: GRUNet(3, 16, 1, 2), task, TrainConfig(epochs=10, lr=1e-2, batch_size=64), qat_cfg,
+    qat_cfg = TrainConfig(epochs=3, lr=3e-3, batch_size=64)
+    fp, plain = fp_then_qat(lambda: GRUNet(3, 32, 1, 2), task, TrainConfig(epochs=10, lr=1e-2, batch_size=64), qat_cfg,
                             quant, None, progress=False)
-    sigma, mode = 0.2, "additive"  # the noise form of the evaluated variation (range-relative Gaussian)
+    sigma, mode = 0.3, "additive"  # the noise form of the evaluated variation (range-relative Gaussian)
     noisy = quantize_finetune(fp, task, quant, WeightNoise(sigma, mode), qat_cfg, seed=1, progress=False)
     cfg = CrossbarConfig(nonidealities=[DeviceVariation(sigma, mode)])
     a = evaluate_crossbar(plain, task, cfg, trials=20, seed=5)  # the same 20 device instances for both
     b = evaluate_crossbar(noisy, task, cfg, trials=20, seed=5)
     ideal = evaluate_crossbar(plain, task, CrossbarConfig(), trials=1)
-    assert float(a.mean()) < float(ideal.mean()) - 0.03  # the variation hurts the plain model
-    assert float(b.mean()) > float(a.mean())
+    assert float(a.mean()) < float(ideal.mean()) - 0.03  # the variation hurts the plain model (0.78 vs 0.92)
+    assert float(b.mean()) > float(a.mean()) + 0.01  # measured: 0.804 vs 0.782
+    assert int((b > a).sum()) >= 12  # on most of the 20 device instances (measured: 16)

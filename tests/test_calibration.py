@@ -522,6 +522,14 @@ def test_pulsed_array_writes_by_hand():
     assert float(xb.weights()[0, 0, 0]) == pytest.approx(0.48, rel=1e-9)
 
 
+def test_pulsed_array_on_a_device_with_levels_steps_one_level():
+    dev = LinearDevice(r_on=1e3, r_off=12e3, levels=16)
+    xb = Crossbar.from_weights(torch.tensor([[0.5, -0.5]], dtype=torch.float64), memristor=dev, trials=1)
+    with pytest.raises(ConfigError, match="pulses=100.*15"):
+        PulsedArray(xb, pulses=100)
+    assert PulsedArray(xb, pulses=15).dg == pytest.approx(dev.g_range / 15)
+
+
 def test_pulsed_array_balanced_and_reference_split():
     w = torch.tensor([[0.4, -0.2]], dtype=torch.float64)
     for mapping, sides in ((BalancedDifferential(), 2), (ReferenceColumn(), 1)):

@@ -137,6 +137,9 @@ class PulsedArray:
         self.xb = crossbar
         self.memristor = crossbar.memristor
         self.mapping = crossbar.mapping
+        levels = self.memristor.levels
+        check(levels is None or pulses == levels - 1, "pulses", pulses,
+              f"must be {levels - 1 if levels else ''}: the memristor has {levels} levels and a pulse steps one level")
         self.k = crossbar.k
         self.pulses = pulses
         self.write_noise = float(write_noise)

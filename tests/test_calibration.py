@@ -378,6 +378,7 @@ def test_insitu_config_errors_name_the_key():
         InSituConfig(pulses=0)
     with pytest.raises(ConfigError, match="insitu.write_noise"):
         InSituConfig(write_noise=-0.1)
+    assert InSituConfig().pulses is None and InSituConfig().write_noise is None  # 100 / 0.03 for a linear device
     with pytest.raises(ConfigError, match="insitu.write_variation"):
         InSituConfig(write_variation="redraw")  # belongs to the exact write model
     model, hw, x, y = _toy()
@@ -528,6 +529,22 @@ def test_pulsed_array_on_a_device_with_levels_steps_one_level():
     with pytest.raises(ConfigError, match="pulses=100.*15"):
         PulsedArray(xb, pulses=100)
     assert PulsedArray(xb, pulses=15).dg == pytest.approx(dev.g_range / 15)
+
+
+def test_pulsed_array_uses_the_memristors_own_pulse_response():
+    from memristive.devices import device_from_spec
+
+    dev = device_from_spec({"kind": "constant-step", "g_min": G_MIN, "g_max": G_MAX, "dw_min": 0.02})
+    w = torch.tensor([[0.4, -0.2]], dtype=torch.float64)
+    xb = Crossbar.from_weights(w, memristor=dev, mapping=BalancedDifferential(), trials=1)
+    with pytest.raises(ConfigError, match="pulses"):
+        PulsedArray(xb, pulses=100)  # the device sets its own step
+    arr = PulsedArray(xb)
+    assert arr.dg == pytest.approx(0.02 * (G_MAX - G_MIN), rel=1e-9)  # the controller's estimate of one pulse
+    g0 = xb.g_pos.clone()
+    arr.write(torch.tensor([[[0.0, 2 * arr.pulse_weight]]], dtype=torch.float64))  # 2 pulses on each device
+    assert float(xb.g_pos[0, 0, 1] - g0[0, 0, 1]) == pytest.approx(2 * 0.02 * (G_MAX - G_MIN), rel=1e-6)
+    assert torch.equal(xb.g_pos[0, 0, 0], g0[0, 0, 0])
 
 
 def test_pulsed_array_balanced_and_reference_split():

@@ -13,7 +13,11 @@ G− for pairs, ``kΔW`` on the single device of a reference-column cell) and ro
     G     ← inside [G_min, G_max]                            a pulse cannot drive a device past its bounds
     stuck devices never move (their pulses are counted as blocked)
 
-``ΔG_pulse = (G_max − G_min)/pulses`` (``pulses`` per full range, default 100) and ``η`` the
+A memristor with a pulse response (``has_pulse_response``, e.g. the ``memristive.devices.pulsed``
+models) defines its own step, nonlinearity, bounds and noise; the controller's ``ΔG_pulse`` is then its
+estimate of one nominal pulse (the mean step of a mid-range device, measured once through
+``memristor.pulse``), and ``pulses``/``write_noise`` must be left null. Otherwise (a bounded linear
+device): ``ΔG_pulse = (G_max − G_min)/pulses`` (``pulses`` per full range, default 100) and ``η`` the
 pulse-to-pulse write noise (``write_noise``, default 0.03: the noise factor of the DTGA paper's device,
 the only pulse-noise figure in this project's sources; the calibration paper gives none). The train
 of ``n`` pulses has the spread of ``n`` independent pulses (:func:`memristive.devices.vteam.train_drive`).
@@ -85,7 +89,7 @@ from tqdm.auto import tqdm
 
 import math
 
-from ..config import check
+from ..config import ConfigError, check
 from ..crossbar import Crossbar
 from ..devices.vteam import train_drive
 from ..quantizer import quantize_levels
@@ -129,21 +133,31 @@ class PulsedArray:
     the intended weights: a write is a weight update turned into pulse counts, nothing more.
     """
 
-    def __init__(self, crossbar: Crossbar, pulses: int = 100, write_noise: float = 0.03, seed: int | None = None) -> None:
-        check(isinstance(pulses, int) and not isinstance(pulses, bool) and pulses >= 1, "pulses", pulses,
-              "must be an integer >= 1 (pulses across the full conductance range)")
-        check(isinstance(write_noise, (int, float)) and math.isfinite(write_noise) and write_noise >= 0,
-              "write_noise", write_noise, "must be a finite number >= 0")
+    def __init__(self, crossbar: Crossbar, pulses: int | None = None, write_noise: float | None = None,
+                 seed: int | None = None) -> None:
+        mem = crossbar.memristor
+        if mem.has_pulse_response:  # the device model defines its own pulse step and noise
+            check(pulses is None, "pulses", pulses,
+                  f"must be null: the memristor ({mem.kind}) has its own pulse response, which sets the step")
+            check(write_noise is None, "write_noise", write_noise,
+                  f"must be null: the memristor ({mem.kind}) has its own pulse response, which sets the noise")
+        else:
+            pulses = 100 if pulses is None else pulses
+            write_noise = 0.03 if write_noise is None else write_noise
+            check(isinstance(pulses, int) and not isinstance(pulses, bool) and pulses >= 1, "pulses", pulses,
+                  "must be an integer >= 1 (pulses across the full conductance range)")
+            check(isinstance(write_noise, (int, float)) and math.isfinite(write_noise) and write_noise >= 0,
+                  "write_noise", write_noise, "must be a finite number >= 0")
+            levels = mem.levels
+            check(levels is None or pulses == levels - 1, "pulses", pulses,
+                  f"must be {levels - 1 if levels else ''}: the memristor has {levels} levels and a pulse steps one level")
         self.xb = crossbar
-        self.memristor = crossbar.memristor
+        self.memristor = mem
         self.mapping = crossbar.mapping
-        levels = self.memristor.levels
-        check(levels is None or pulses == levels - 1, "pulses", pulses,
-              f"must be {levels - 1 if levels else ''}: the memristor has {levels} levels and a pulse steps one level")
         self.k = crossbar.k
         self.pulses = pulses
-        self.write_noise = float(write_noise)
-        self.dg = self.memristor.g_range / pulses
+        self.write_noise = float(write_noise) if write_noise is not None else None
+        self.dg = mem.g_range / pulses if pulses is not None else self._nominal_step(mem, crossbar.g_pos)
         self._sides = tuple(self.mapping.sides)
         self._sign = {"pos": 1.0, "neg": -1.0}  # W = (G+ − G−)/k
         g = crossbar.g_pos
@@ -152,6 +166,19 @@ class PulsedArray:
         self._blocked = torch.zeros(crossbar.trials, dtype=torch.int64, device=g.device)
         self._generator = torch.Generator(device=g.device)
         self._generator.manual_seed(int(seed) if seed is not None else crossbar.seed + 104729)
+
+    @staticmethod
+    def _nominal_step(mem, like: torch.Tensor) -> float:
+        """The controller's estimate of one pulse's step: the mean response of a mid-range device to
+        one raising and one lowering pulse (measured once through ``memristor.pulse``, 256 draws)."""
+        g = torch.full((256,), mem.g_mid, dtype=torch.float64, device=like.device)
+        gen = torch.Generator(device=like.device).manual_seed(0)
+        up = mem.pulse(g, torch.ones_like(g), gen) - g
+        down = g - mem.pulse(g, -torch.ones_like(g), gen)
+        step = 0.5 * float(up.mean() + down.mean())
+        if not step > 0:
+            raise ValueError(f"{mem.kind}: one pulse does not move a mid-range device; cannot write it in pulses")
+        return step
 
     @property
     def sides(self) -> tuple[str, ...]:
@@ -478,8 +505,8 @@ class InSituConfig:
     loss: Literal["standard", "labels"] = "labels"
     n_train: int | None = None
     write_model: Literal["pulsed", "exact"] = "pulsed"
-    pulses: int = 100
-    write_noise: float = 0.03
+    pulses: int | None = None  # null: 100 for a device without a pulse response, else the device's own
+    write_noise: float | None = None  # null: 0.03 for a device without a pulse response, else the device's own
     write_variation: Literal["persistent", "redraw"] = "persistent"
     seed: int = 0
 
@@ -489,10 +516,12 @@ class InSituConfig:
               "must be 'persistent' or 'redraw'")
         check(self.write_model == "exact" or self.write_variation == "persistent", "insitu.write_variation",
               self.write_variation, "'redraw' belongs to write_model=exact (pulsed writes have write_noise instead)")
-        check(isinstance(self.pulses, int) and not isinstance(self.pulses, bool) and self.pulses >= 1, "insitu.pulses",
-              self.pulses, "must be an integer >= 1 (pulses across the full conductance range)")
-        check(isinstance(self.write_noise, (int, float)) and math.isfinite(self.write_noise) and self.write_noise >= 0,
-              "insitu.write_noise", self.write_noise, "must be a finite number >= 0")
+        if self.pulses is not None:
+            check(isinstance(self.pulses, int) and not isinstance(self.pulses, bool) and self.pulses >= 1, "insitu.pulses",
+                  self.pulses, "must be an integer >= 1 (pulses across the full conductance range), or null")
+        if self.write_noise is not None:
+            check(isinstance(self.write_noise, (int, float)) and math.isfinite(self.write_noise) and self.write_noise >= 0,
+                  "insitu.write_noise", self.write_noise, "must be a finite number >= 0, or null")
         check(self.epochs >= 0, "insitu.epochs", self.epochs, "must be >= 0")
         check(self.lr > 0, "insitu.lr", self.lr, "must be > 0")
         check(self.batch_size >= 1, "insitu.batch_size", self.batch_size, "must be >= 1")
@@ -528,8 +557,11 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
         raise ValueError("insitu_train: the model has no CalibratedLinear layer; call calibrate() first")
     if arrays is None:
         if cfg.write_model == "pulsed":
-            arrays = [PulsedArray(lay.crossbar, cfg.pulses, cfg.write_noise, seed=cfg.seed + 7 * i)
-                      for i, lay in enumerate(layers)]
+            try:
+                arrays = [PulsedArray(lay.crossbar, cfg.pulses, cfg.write_noise, seed=cfg.seed + 7 * i)
+                          for i, lay in enumerate(layers)]
+            except ConfigError as exc:
+                raise ConfigError(f"insitu.{exc}") from None
         else:
             arrays = [DeviceArray(lay.crossbar, lay.w_ref, write_variation=cfg.write_variation, seed=cfg.seed + 7 * i)
                       for i, lay in enumerate(layers)]

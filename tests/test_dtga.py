@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from memristive.config import ConfigError, from_dict
-from memristive.devices import Pulse, Variability, VTEAMArray, vteam_preset
+from memristive.devices import Pulse, Variability, VTEAMCells, vteam_preset
 from memristive.devices.vteam import conductance
 from memristive.methods.dtga import (
     InSituConfig,
@@ -39,38 +39,39 @@ def toy_data(n=96, seed=0):
 # ---------------------------------------------------------------- programming
 def test_open_loop_counts_by_hand():
     """No window, linear R: from s = 0.5 to s = 0.3 needs 0.2/0.01 = 20 SET pulses of 1 % each."""
-    dev = vteam_preset("memtorch")
-    pulse = Pulse(v_set=-0.2134, v_reset=0.14, width=10e-9)
-    u_set = float(dev.drive(pulse.v_set)) * pulse.width
-    pulse = Pulse(v_set=-0.2134, v_reset=0.14, width=10e-9)
+    dev = vteam_preset("memtorch", write=Pulse(v_set=-0.2134, v_reset=0.14, width=10e-9))
+    u_set = float(dev.drive(dev.write.v_set)) * dev.write.width
     g_now = conductance(torch.tensor([0.5, 0.5], dtype=D64), dev.r_on, dev.r_off)
     # choose targets exactly 20 SET pulses (state down) and 7 RESET pulses (state up) away
     s_tgt = torch.tensor([0.5 + 20 * u_set, 0.5 + 7 * 0.01], dtype=D64)
     g_tgt = conductance(s_tgt, dev.r_on, dev.r_off)
-    n = predict_pulses(g_now, g_tgt, dev, pulse)
+    n = predict_pulses(g_now, g_tgt, dev)
     assert n.tolist() == [20, -7]
-    arr = VTEAMArray(dev, pulse, trials=1, shape=(2,), dtype=D64)
-    out = program_open_loop(arr, g_tgt.unsqueeze(0))
+    cells = VTEAMCells(dev, trials=1, shape=(2,), dtype=D64)
+    out = program_open_loop(cells, g_now.unsqueeze(0), g_tgt.unsqueeze(0))
     assert out["set"] == 20 and out["reset"] == 7
-    assert torch.allclose(arr.state[0], s_tgt, atol=1e-12)  # noiseless: exact
+    assert torch.allclose(out["g"][0], g_tgt, rtol=1e-12)  # noiseless: exact
+    # the nominal device's own pulse response gives the same
+    assert torch.allclose(dev.pulse(g_now, n), g_tgt, rtol=1e-12)
 
 
 def test_write_verify_beats_open_loop_under_noise():
     dev = vteam_preset("dtga")
-    pulse = Pulse()
     var = Variability.noise_factor(0.1)
     gen = torch.Generator().manual_seed(0)
     target = conductance(torch.rand(1, 1500, generator=gen, dtype=D64) * 0.8 + 0.1, dev.r_on, dev.r_off)
-    a = VTEAMArray(dev, pulse, 1, (1500,), var, generator=torch.Generator().manual_seed(1), dtype=D64)
-    b = VTEAMArray(dev, pulse, 1, (1500,), var, generator=torch.Generator().manual_seed(1), dtype=D64)
-    ol = program_open_loop(a, target, generator=torch.Generator().manual_seed(2))
-    wv = program_write_verify(b, target, tol=0.02, max_iters=30, generator=torch.Generator().manual_seed(2))
+    g0 = torch.full_like(target, dev.g_mid)
+    a = VTEAMCells(dev, 1, (1500,), var, generator=torch.Generator().manual_seed(1), dtype=D64)
+    b = VTEAMCells(dev, 1, (1500,), var, generator=torch.Generator().manual_seed(1), dtype=D64)
+    ol = program_open_loop(a, g0, target, generator=torch.Generator().manual_seed(2))
+    wv = program_write_verify(b, g0, target, tol=0.02, max_iters=30, generator=torch.Generator().manual_seed(2))
     band = 0.02 * (dev.g_max - dev.g_min)
     assert wv["converged"] > 0.99
     assert float((wv["error"].abs() <= band).float().mean()) == pytest.approx(wv["converged"])
     assert float(ol["error"].abs().mean()) > 2 * float(wv["error"].abs().mean())
     assert wv["set"] + wv["reset"] >= ol["set"] + ol["reset"]  # verifying costs extra pulses
     assert wv["energy"] > 0 and wv["rounds"] >= 2
+    assert wv["reads"] == 1500 * (wv["rounds"] + 1)  # every device read once per round, plus the final check
 
 
 # ---------------------------------------------------------------- update rule
@@ -107,18 +108,26 @@ def test_ga_never_loses_an_accumulated_update():
                 assert torch.allclose(layer.update_sum, w_now - w_init + layer.accumulator, atol=1e-5)
             assert layer.accumulator.abs().max() > 0  # sub-threshold remainders are kept
     # the residual of one step, by hand: a huge update capped at max_pulses keeps the rest
-    cfg = small_cfg(update=dict(scheme="ga", ga_residual="nominal", max_pulses=3))
+    cfg = small_cfg(update=dict(scheme="ga", controller="open_loop", ga_residual="nominal", max_pulses=3))
     layer = InSituMLP(cfg, trials=1, seed=0).layers[0]
     acc = torch.zeros_like(layer.accumulator)
     acc[0, 0, 0] = 100 * layer.dw0
-    g = layer.conductances()
-    _, _, _, step = layer.plan(g, acc.sign(), cfg.update)
-    new, stats = layer.apply_update(acc, cfg.update, 0, g, None)
-    assert stats["set"] + stats["reset"] == 3
-    assert float(new[0, 0, 0]) == pytest.approx(float(acc[0, 0, 0] - 3 * step[0, 0, 0]), rel=1e-6)
+    xb = layer.crossbar
+    pos, gsign, g_c, _ = layer.plan(xb.g_pos, xb.g_neg, acc.sign(), cfg.update)
+    new, stats = layer.apply_update(acc, cfg.update, 0, None)
+    assert stats["set"] + stats["reset"] == 3 and stats["reads"] == 0  # open loop: no device is read
+    # nominal prediction by hand: 3 pulses move the chosen device's state by 3·u₁ (no window, linear R)
+    dev = cfg.device
+    r0 = 1 / float(g_c[0, 0, 0])
+    s0 = (r0 - dev.r_on) / (dev.r_off - dev.r_on)
+    u1 = float(dev.drive(dev.write.v_set if gsign[0, 0, 0] > 0 else dev.write.v_reset)) * dev.write.width
+    g1 = 1 / (dev.r_on + (dev.r_off - dev.r_on) * (s0 + 3 * u1))
+    k = dev.g_range / cfg.w_max[0]
+    dw = (g1 - float(g_c[0, 0, 0])) / k * (1 if pos[0, 0, 0] > 0 else -1)
+    assert dw > 0 and float(new[0, 0, 0]) == pytest.approx(float(acc[0, 0, 0]) - dw, rel=1e-5)
     # without GA the same update is simply gone after the step
     cfg_b = small_cfg(update=dict(scheme="baseline", max_pulses=3))
-    new_b, _ = layer.apply_update(acc, cfg_b.update, 0, layer.conductances(), None)
+    new_b, _ = layer.apply_update(acc, cfg_b.update, 0, None)
     assert float(new_b.abs().max()) == 0
 
 
@@ -128,7 +137,7 @@ def test_reset_residual_drops_the_remainder_of_fired_weights_only():
     acc = torch.zeros_like(layer.accumulator)
     acc[0, 0, 0] = 1.7 * layer.dw0  # fires
     acc[0, 0, 1] = 0.2 * layer.dw0  # below threshold: kept
-    new, _ = layer.apply_update(acc, cfg.update, 0, layer.conductances(), None)
+    new, _ = layer.apply_update(acc, cfg.update, 0, None)
     assert float(new[0, 0, 0]) == 0 and float(new[0, 0, 1]) == pytest.approx(0.2 * layer.dw0)
 
 
@@ -136,25 +145,25 @@ def test_headroom_rule_pulses_the_device_with_more_room():
     cfg = small_cfg(update=dict(scheme="baseline"))
     layer = InSituMLP(cfg, trials=1, seed=0).layers[0]
     dev = cfg.device
-    s = layer.devices.state
-    s[0, 0, 0, 0], s[0, 1, 0, 0] = 0.2, 0.3  # W up: G+ SET headroom 0.2, G- RESET headroom 0.7 → G-
-    s[0, 0, 0, 1], s[0, 1, 0, 1] = 0.8, 0.6  # W up: G+ headroom 0.8 > 0.4 → G+ SET
-    g = layer.conductances()
+    xb = layer.crossbar
+    g_of = lambda s: float(conductance(torch.tensor(s, dtype=D64), dev.r_on, dev.r_off))  # noqa: E731
+    xb.g_pos[0, 0, 0], xb.g_neg[0, 0, 0] = g_of(0.2), g_of(0.3)  # W up: G+ SET headroom 0.2, G- RESET 0.7 → G-
+    xb.g_pos[0, 0, 1], xb.g_neg[0, 0, 1] = g_of(0.8), g_of(0.6)  # W up: G+ headroom 0.8 > 0.4 → G+ SET
     sgn = torch.ones_like(layer.accumulator)
-    pos, gsign, g_c, step = layer.plan(g, sgn, cfg.update)
+    pos, gsign, g_c, step = layer.plan(xb.g_pos, xb.g_neg, sgn, cfg.update)
     assert float(pos[0, 0, 0]) == 0 and float(gsign[0, 0, 0]) == -1  # RESET on G-
     assert float(pos[0, 0, 1]) == 1 and float(gsign[0, 0, 1]) == 1  # SET on G+
-    # the predicted step is the nominal model's one-pulse weight change at that state
-    s_after = 0.3 + float(dev.drive(cfg.pulse.v_reset)) * cfg.pulse.width
-    g0 = float(conductance(torch.tensor(0.3, dtype=D64), dev.r_on, dev.r_off))
-    g1 = float(conductance(torch.tensor(s_after, dtype=D64), dev.r_on, dev.r_off))
-    assert float(step[0, 0, 0]) == pytest.approx((g0 - g1) / layer.k, rel=1e-4)
+    # the predicted step is the nominal model's one-pulse weight change at that state, by hand
+    s_after = 0.3 + float(dev.drive(dev.write.v_reset)) * dev.write.width
+    k = (dev.g_max - dev.g_min) / cfg.w_max[0]
+    assert float(step[0, 0, 0]) == pytest.approx((g_of(0.3) - g_of(s_after)) / k, rel=1e-4)
     # after the update the weight rose although G+ was not touched
     acc = torch.zeros_like(layer.accumulator)
     acc[0, 0, 0] = float(step[0, 0, 0])
-    w_before = layer.weights()[0, 0, 0]
-    layer.apply_update(acc, cfg.update, 0, g, None)
-    assert layer.weights()[0, 0, 0] > w_before and float(layer.devices.state[0, 0, 0, 0]) == pytest.approx(0.2)
+    w_before = layer.weights()[0, 0, 0].clone()
+    g_pos_before = float(xb.g_pos[0, 0, 0])
+    layer.apply_update(acc, cfg.update, 0, None)
+    assert layer.weights()[0, 0, 0] > w_before and float(xb.g_pos[0, 0, 0]) == g_pos_before
 
 
 def test_subthreshold_updates_accumulate_only_with_ga():
@@ -166,7 +175,7 @@ def test_subthreshold_updates_accumulate_only_with_ga():
         fired = 0.0
         for _ in range(5):
             acc = acc + tiny if cfg.update.accumulate else tiny
-            acc, st = layer.apply_update(acc, cfg.update, 0, layer.conductances(), None)
+            acc, st = layer.apply_update(acc, cfg.update, 0, None)
             fired += st["set"] + st["reset"]
         assert (fired > 0) == expect_fire
 
@@ -185,7 +194,7 @@ def test_schemes_differ_only_in_the_update_rule():
         m.train_epoch(x, y, torch.Generator().manual_seed(1), progress=False)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), same.state_dict().values()))
     assert all(torch.equal(p, q) for p, q in zip(ga.state_dict().values(), dtga_same.state_dict().values()))
-    assert not torch.equal(a.layers[0].devices.state, b.layers[0].devices.state)  # the real DT rule does differ
+    assert not torch.equal(a.layers[0].crossbar.g_pos, b.layers[0].crossbar.g_pos)  # the real DT rule does differ
 
 
 def test_training_learns_and_model_round_trips(tmp_path):
@@ -207,7 +216,7 @@ def test_training_learns_and_model_round_trips(tmp_path):
 def test_noise_factor_per_trial_and_config_errors():
     cfg = small_cfg()
     m = InSituMLP(cfg, trials=3, seed=0, noise=[0.0, 0.02, 0.05])
-    u = m.layers[0].devices.u_set
+    u = m.layers[0].cells.u_set
     rel = u / u[0, 0, 0, 0]
     assert float(rel[0].std()) == 0 and float(rel[2].std()) > float(rel[1].std()) > 0
     with pytest.raises(ConfigError, match="v_read"):

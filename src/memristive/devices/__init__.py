@@ -5,7 +5,7 @@
 """
 
 from .linear import PRESETS, LinearDevice, preset, quantize_to_levels
-from .vteam import VTEAM_PRESETS, Pulse, Variability, VTEAMArray, VTEAMDevice, vteam_preset
+from .vteam import VTEAM_PRESETS, Pulse, Variability, VTEAMCells, VTEAMDevice, vteam_preset
 
 __all__ = ["LinearDevice", "PRESETS", "preset", "quantize_to_levels",
-           "VTEAMDevice", "VTEAM_PRESETS", "vteam_preset", "Pulse", "Variability", "VTEAMArray"]
+           "VTEAMDevice", "VTEAM_PRESETS", "vteam_preset", "Pulse", "Variability", "VTEAMCells"]

@@ -139,8 +139,8 @@ class UpdateRule:
     dt_factor: float = 0.5
     dt_kappa: float = 1.0
     dt_decay: float = 0.7
-    controller: Literal["read", "open_loop"] = "read"
-    ga_residual: Literal["measured", "nominal", "reset"] = "measured"
+    controller: Literal["open_loop", "read"] = "open_loop"
+    ga_residual: Literal["nominal", "measured", "reset"] = "nominal"
     max_pulses: int = 8
     pair_rule: Literal["headroom", "set_only"] = "headroom"
 
@@ -152,10 +152,10 @@ class UpdateRule:
         check(self.dt_factor >= 0, "update.dt_factor", self.dt_factor, "must be >= 0")
         check(self.dt_kappa >= 0, "update.dt_kappa", self.dt_kappa, "must be >= 0")
         check(0 < self.dt_decay <= 1, "update.dt_decay", self.dt_decay, "must lie in (0, 1]")
-        check(self.controller in ("read", "open_loop"), "update.controller", self.controller,
-              "must be 'read' or 'open_loop'")
-        check(self.ga_residual in ("measured", "nominal", "reset"), "update.ga_residual", self.ga_residual,
-              "must be one of ['measured', 'nominal', 'reset']")
+        check(self.controller in ("open_loop", "read"), "update.controller", self.controller,
+              "must be 'open_loop' or 'read'")
+        check(self.ga_residual in ("nominal", "measured", "reset"), "update.ga_residual", self.ga_residual,
+              "must be one of ['nominal', 'measured', 'reset']")
         check(self.ga_residual != "measured" or self.controller == "read", "update.ga_residual", self.ga_residual,
               "'measured' needs controller='read' (an open-loop controller never reads a device); "
               "use 'nominal' or 'reset'")

@@ -242,9 +242,13 @@ class VTEAMDevice(Device):
         The nominal device, noise-free (``generator`` unused); populations with D2D draws and P2P
         noise: :meth:`VTEAMCells.pulse`. Both are :func:`pulse_conductance`.
         """
+        return self.pulse_change(g, n).add_(g)
+
+    def pulse_change(self, g: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """``pulse(g, n) − g``, computed without the cancellation (what a controller predicts)."""
         u_set, u_reset = self.pulse_drives()
         return pulse_conductance(g, torch.as_tensor(n, dtype=g.dtype, device=g.device), u_set, u_reset, self.r_on,
-                                 self.r_off, self.iv, substeps=self.substeps, **self.window_params())
+                                 self.r_off, self.iv, substeps=self.substeps, change=True, **self.window_params())
 
     def current(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Read current ``i = v/R(s)`` of a device holding ``g``. The state does not move while
@@ -543,16 +547,17 @@ def pulse_train(s: torch.Tensor, n: torch.Tensor, u_set, u_reset, p2p_sigma=0.0,
 def pulse_conductance(g: torch.Tensor, n: torch.Tensor, u_set, u_reset, r_on, r_off, iv: str = "linear",
                       p2p_sigma=0.0, p2p_mode: str = "multiplicative", generator: torch.Generator | None = None,
                       window: str = "none", p: float = 1.0, j: float = 1.0, a_on: float = 0.0, a_off: float = 1.0,
-                      w_c: float = 0.1, substeps: int = 32) -> torch.Tensor:
+                      w_c: float = 0.1, substeps: int = 32, change: bool = False) -> torch.Tensor:
     """The pulse response on conductances: ``g`` → state → :func:`pulse_train` → conductance.
 
     Returns ``g + G(s_after) − G(s_before)``: a device that gets no pulse (``n = 0``) keeps exactly the
     conductance it had (the round trip g → s → g is never written back). ``r_on``/``r_off`` (and the
-    drives) may be per device.
+    drives) may be per device. ``change=True`` returns the change ``G(s_after) − G(s_before)`` instead.
     """
     s = state_from_conductance(g, r_on, r_off, iv).clamp_(0.0, 1.0)
     s_new = pulse_train(s, n, u_set, u_reset, p2p_sigma, p2p_mode, generator, window, p, j, a_on, a_off, w_c, substeps)
-    return g + (conductance(s_new, r_on, r_off, iv) - conductance(s, r_on, r_off, iv))
+    dg = conductance(s_new, r_on, r_off, iv).sub_(conductance(s, r_on, r_off, iv))
+    return dg if change else dg.add_(g)
 
 
 def pulse_energy(n: torch.Tensor, g_before: torch.Tensor, g_after: torch.Tensor, write: Pulse) -> torch.Tensor:
@@ -627,18 +632,19 @@ class VTEAMCells(nn.Module):
                              "(device-to-device variation made the range of some devices narrower)")
 
     def pulse(self, g: torch.Tensor, n: torch.Tensor, generator: torch.Generator | None = None,
-              select: torch.Tensor | None = None) -> torch.Tensor:
+              select: torch.Tensor | None = None, change: bool = False) -> torch.Tensor:
         """Conductances after ``|n|`` write pulses per device (SET for ``n > 0``), with these devices'
         own parameters and P2P noise (:func:`pulse_conductance`).
 
         ``select`` (float 0/1) is for cells laid out as pairs, shape ``(trials, 2, ...)``: ``g``/``n``
         are then pair-shaped ``(trials, ...)`` and each pair's device ``0`` (select = 1) or ``1`` is pulsed.
+        ``change=True`` returns the conductance change instead of the new conductances.
         """
         pick = (lambda t: t) if select is None else (lambda t: t if t.dim() == 0 else t[:, 1] + select * (t[:, 0] - t[:, 1]))
         p2p = self.p2p_sigma if (select is None or self.p2p_sigma.dim() == 0) else self.p2p_sigma[:, 0]
         return pulse_conductance(g, n, pick(self.u_set), pick(self.u_reset), pick(self.r_on), pick(self.r_off),
                                  self.dev.iv, p2p, self.var.p2p_mode, generator, substeps=self.dev.substeps,
-                                 **self.dev.window_params())
+                                 change=change, **self.dev.window_params())
 
     def extra_repr(self) -> str:
         return f"device={self.dev.name!r}, window={self.dev.window}, iv={self.dev.iv}"

@@ -292,7 +292,7 @@ class PulsedLinear(nn.Module):
             pos = sgn.clamp(min=0)
         gsign = sgn * (2 * pos - 1)
         g_c = g_neg + pos * (g_pos - g_neg)
-        step = self.to_weights(dev.pulse(g_c, gsign) - g_c, 0.0).abs_()
+        step = self.to_weights(dev.pulse_change(g_c, gsign), 0.0).abs_()
         return pos, gsign, g_c, step
 
     @torch.no_grad()
@@ -312,13 +312,13 @@ class PulsedLinear(nn.Module):
         n_signed = n * gsign
         # the devices: their own parameters and pulse-to-pulse noise (the controller's plan used neither)
         g_true = g_known if read else xb.g_neg + pos * (xb.g_pos - xb.g_neg)
-        dg = self.cells.pulse(g_true, n_signed, generator, select=pos) - g_true
+        dg = self.cells.pulse(g_true, n_signed, generator, select=pos, change=True)
         d_pos = pos * dg
         xb.g_pos.add_(d_pos)
         xb.g_neg.add_(dg - d_pos)
         predicted = None
         if not read or (rule.accumulate and rule.ga_residual == "nominal"):
-            predicted = self.memristor.pulse(g_known, n_signed) - g_known
+            predicted = self.memristor.pulse_change(g_known, n_signed)
             if not read:
                 p_pos = pos * predicted
                 self.model_pos.add_(p_pos)
@@ -448,8 +448,8 @@ class InSituMLP(nn.Module):
         logp = torch.log_softmax(self(x), dim=-1)
         return -logp.gather(-1, y.expand(logp.shape[0], -1).unsqueeze(-1)).mean(dim=(1, 2))
 
-    def weight_gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """``∂L/∂W`` per layer ``(T, rows, cols)`` (each trial's own loss) by autograd through the
+    def weight_gradients(self, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``scale·∂L/∂W`` per layer ``(T, rows, cols)`` (each trial's own loss) by autograd through the
         crossbars, and the per-trial loss. The crossbars read ``W = (G⁺ − G⁻)/k``, so the gradient with
         respect to ``G⁺`` is ``∂L/∂W / k``."""
         leaves = [layer.crossbar.g_pos for layer in self.layers]
@@ -462,16 +462,15 @@ class InSituMLP(nn.Module):
         finally:
             for g in leaves:
                 g.requires_grad_(False)
-        return [g.mul_(layer.k) for g, layer in zip(grads, self.layers)], loss.detach()
+        return [g.mul_(scale * layer.k) for g, layer in zip(grads, self.layers)], loss.detach()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
         """One mini-batch: forward through the crossbars, autograd, pulse update. Returns stats."""
-        grads, loss = self.weight_gradients(x, y)
+        updates, loss = self.weight_gradients(x, y, scale=-self.cfg.lr)  # U = −lr·∂L/∂W
         rule = self.cfg.update
         stats = {"set": 0.0, "reset": 0.0, "energy": 0.0, "program_time": 0.0, "fired": 0.0, "reads": 0.0}
         with torch.no_grad():
-            for layer, grad in zip(self.layers, grads):
-                upd = grad.mul_(-self.cfg.lr)
+            for layer, upd in zip(self.layers, updates):
                 layer.update_sum += upd
                 acc = layer.accumulator + upd if rule.accumulate else upd
                 acc, st = layer.apply_update(acc, rule, int(self.epochs_done), self._pulse_generator(acc.device))

@@ -108,7 +108,7 @@ def test_ga_never_loses_an_accumulated_update():
             # every ideal update is either realised or still waiting in the accumulator: on the devices
             # (measured) or in the open-loop controller's model of them (nominal), which the noise
             # makes differ from the devices
-            w_known = w_now if controller == "read" else layer.to_weights(layer.model_pos, layer.model_neg)
+            w_known = w_now if controller == "read" else layer.model_weights()
             assert torch.allclose(layer.update_sum, w_known - w_init + layer.accumulator, atol=1e-5)
             if controller == "open_loop":
                 assert not torch.allclose(w_known, w_now, atol=1e-4)
@@ -190,7 +190,7 @@ def test_schemes_differ_only_in_the_update_rule():
     x, y = toy_data()
     models = {s: InSituMLP(small_cfg(update=dict(scheme=s)), trials=2, seed=7) for s in ("baseline", "dtga")}
     a, b = models["baseline"], models["dtga"]
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()) if torch.is_tensor(p))
     assert torch.equal(a(x), b(x))  # same devices, same weights, same forward
     # a DT rule that reproduces the fixed threshold, without GA, is bit-identical to the baseline
     same = InSituMLP(small_cfg(update=dict(scheme="dt", dt_rule="decay", dt_decay=1.0)), trials=2, seed=7)
@@ -198,8 +198,8 @@ def test_schemes_differ_only_in_the_update_rule():
     dtga_same = InSituMLP(small_cfg(update=dict(scheme="dtga", dt_rule="decay", dt_decay=1.0)), trials=2, seed=7)
     for m in (a, same, ga, dtga_same, b):
         m.train_epoch(x, y, torch.Generator().manual_seed(1), progress=False)
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), same.state_dict().values()))
-    assert all(torch.equal(p, q) for p, q in zip(ga.state_dict().values(), dtga_same.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), same.state_dict().values()) if torch.is_tensor(p))
+    assert all(torch.equal(p, q) for p, q in zip(ga.state_dict().values(), dtga_same.state_dict().values()) if torch.is_tensor(p))
     assert not torch.equal(a.layers[0].crossbar.g_pos, b.layers[0].crossbar.g_pos)  # the real DT rule does differ
 
 

@@ -73,14 +73,7 @@ from torch import nn
 
 from ..config import ConfigError, check
 
-try:  # the device interface of the array core (memristive.devices.base)
-    from .base import Device, register_device
-except ImportError:  # pragma: no cover - until the core lands: keep importable
-    class Device:  # type: ignore[no-redef]
-        pass
-
-    def register_device(kind):  # type: ignore[no-redef]
-        return lambda cls: cls
+from .base import Device, device_from_spec, register_device, register_preset
 
 WINDOWS = ("none", "joglekar", "biolek", "prodromakis", "kvatinsky")
 IV_RELATIONS = ("linear", "exponential")
@@ -128,7 +121,6 @@ class VTEAMDevice(Device):
     D2D draws and P2P noise: :class:`VTEAMCells`), :meth:`current` the I–V ``i = v/R(s)``.
     """
 
-    kind: ClassVar[str] = "vteam"
     has_pulse_response: ClassVar[bool] = True
     levels: ClassVar[int | None] = None
 
@@ -153,6 +145,7 @@ class VTEAMDevice(Device):
     substeps: int = 32
     name: str = "vteam"
     source: str = ""
+    kind: Literal["vteam"] = "vteam"
 
     def __post_init__(self) -> None:
         check(math.isfinite(self.k_on) and self.k_on < 0, "vteam.k_on", self.k_on, "must be < 0 (m/s; SET rate)")
@@ -194,10 +187,6 @@ class VTEAMDevice(Device):
     def g_max(self) -> float:
         return 1.0 / self.r_on
 
-    @property
-    def g_range(self) -> float:
-        return self.g_max - self.g_min
-
     # -------------------------------------------------------------------- the Device interface
     def state(self, g: torch.Tensor) -> torch.Tensor:
         """Normalised state ``s`` that has conductance ``g`` (clipped to [0, 1])."""
@@ -209,20 +198,14 @@ class VTEAMDevice(Device):
 
     @property
     def g_mid(self) -> float:
-        """Conductance of the mid state ``s = ½`` (with the linear I–V not the conductance midpoint)."""
+        """Conductance of the mid *state* ``s = ½`` (with the linear I–V ``1/(R_on + (R_off − R_on)/2)``,
+        not the conductance midpoint): where a pair has the same pulse headroom both ways."""
         return float(self.conductance(torch.tensor(0.5, dtype=torch.float64)))
 
     def program(self, g_target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Conductance of the state that holds ``g_target`` (analog: the target itself, up to float
         rounding). Targets outside ``[g_min, g_max]`` are a ``ValueError``."""
-        g_target = torch.as_tensor(g_target)
-        if torch.isnan(g_target).any():
-            raise ValueError("vteam.program: target conductances contain NaN")
-        tol = max(1e-9, 16 * torch.finfo(g_target.dtype).eps) * self.g_max
-        if (g_target < self.g_min - tol).any() or (g_target > self.g_max + tol).any():
-            raise ValueError(
-                f"vteam.program: targets span [{float(g_target.min()):.4g}, {float(g_target.max()):.4g}] S, outside "
-                f"the device range [{self.g_min:.4g}, {self.g_max:.4g}] S")
+        g_target = self.check_targets(torch.as_tensor(g_target))
         return self.conductance(self.state(g_target)).to(g_target.dtype)
 
     def pulse_drives(self) -> tuple[float, float]:
@@ -292,21 +275,27 @@ VTEAM_PRESETS: dict[str, dict] = {
 }
 
 
+for _name, _params in VTEAM_PRESETS.items():
+    register_preset(_name, "vteam", **_params)
+
+
 def vteam_preset(name: str, **overrides) -> VTEAMDevice:
     """A named VTEAM parameter set, e.g. ``vteam_preset("dtga")``; keyword arguments override fields."""
     if name not in VTEAM_PRESETS:
         raise ConfigError(f"VTEAM preset {name!r} is unknown; known presets: {sorted(VTEAM_PRESETS)}")
-    return VTEAMDevice(**{**VTEAM_PRESETS[name], **overrides})
+    return as_vteam({"preset": name, **overrides})
 
 
-def as_vteam(device: "VTEAMDevice | str | dict") -> VTEAMDevice:
-    if isinstance(device, VTEAMDevice):
-        return device
-    if isinstance(device, str):
-        return vteam_preset(device)
-    if isinstance(device, dict):
-        return VTEAMDevice(**device)
-    raise ConfigError(f"device={device!r}: expected a VTEAM preset name or VTEAMDevice parameters")
+def as_vteam(device: "VTEAMDevice | str | dict", key: str = "device") -> VTEAMDevice:
+    """A :class:`VTEAMDevice` from a preset name, parameters (``{preset: dtga, r_on: ...}`` or fields) or
+    a device; anything else (e.g. a linear device's preset) is a ``ConfigError`` naming ``key``."""
+    if isinstance(device, dict) and "preset" not in device:
+        device = {"kind": "vteam", **device}
+    dev = device_from_spec(device, key)
+    if not isinstance(dev, VTEAMDevice):
+        raise ConfigError(f"{key}={device!r}: expected a VTEAM device (presets: {sorted(VTEAM_PRESETS)}), "
+                          f"got a {type(dev).__name__}")
+    return dev
 
 
 @dataclass

@@ -517,8 +517,8 @@ def _regime_body(cfg: DTGARegimeConfig, run: RunFolder) -> dict:
 def _dw0_of(insitu: InSituConfig, width: float) -> list[float]:
     """The nominal one-pulse weight step Δw₀ of each layer at this pulse width (θ's unit)."""
     dev = dataclasses.replace(insitu.device, write=dataclasses.replace(insitu.device.write, width=width))
-    return [PulsedLinear(2, 2, True, w, dev, Variability(), 1, None, None, torch.Generator(), insitu.v_read).dw0
-            for w in insitu.w_max]
+    return [PulsedLinear(2, 2, True, insitu.layer_mapping(i), dev, Variability(), 1, None, None, torch.Generator(),
+                         insitu.v_read).dw0 for i in range(len(insitu.w_max))]
 
 
 def _regime_gains(rows: list[dict], names: list[str]) -> list[dict]:

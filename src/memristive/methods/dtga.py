@@ -41,6 +41,7 @@ write-verify repeats read → predict → pulse until ``|G − G_target| ≤ tol
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -51,7 +52,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import ConfigError, check
-from ..crossbar import Crossbar, CrossbarConfig
+from ..crossbar import Crossbar
+from ..crossbar.mapping import Mapping, mapping_from_spec, register_mapping
 from ..devices.vteam import Variability, VTEAMCells, VTEAMDevice, as_vteam, pulse_energy, window_integral
 
 SCHEMES = ("baseline", "dt", "ga", "dtga")
@@ -196,43 +198,58 @@ def pulses_for_update(rule: UpdateRule, acc: torch.Tensor, step: torch.Tensor, t
 
 
 # ============================================================================ the in-situ layer
-def pair_crossbar(w: torch.Tensor, memristor: VTEAMDevice, w_max: float, trials: int, v_read: float) -> Crossbar:
-    """A crossbar of differential pairs holding ``w`` (inputs × outputs) on ``trials`` device instances,
-    centred at the device's mid state: ``G± = G(s=½) ± k·W/2``, ``k = (G_max − G_min)/w_max``."""
-    k = memristor.g_range / w_max
-    g_pos = memristor.program(memristor.g_mid + (k / 2) * w).expand(trials, -1, -1).contiguous()
-    g_neg = memristor.program(memristor.g_mid - (k / 2) * w).expand(trials, -1, -1).contiguous()
-    return Crossbar(g_pos, g_neg, k, CrossbarConfig(device=memristor, v_read=v_read))
+@register_mapping("balanced-state")
+@dataclass
+class StateBalanced(Mapping):
+    """Balanced pairs centred at the device's mid *state*: ``G± = G_mid ± k·W/2``, ``k = (G_max − G_min)/w_max``,
+    with ``G_mid = memristor.g_mid`` — for VTEAM ``G(s=½)``, where each device of a pair has the same
+    pulse headroom both ways (with a linear R(s) that is not the conductance midpoint that ``balanced``
+    uses); for a device linear in conductance the two mappings agree. The default of in-situ training
+    on pulsed devices.
+    """
+
+    w_max: float | None = None
+    kind: Literal["balanced-state"] = "balanced-state"
+
+    def __post_init__(self) -> None:
+        self._check_w_max()
+
+    def affine(self, side, memristor, k, w_max):
+        mid = memristor.g_mid
+        return (mid, 0.5 * k) if side == "pos" else (mid, -0.5 * k)
 
 
 class PulsedLinear(nn.Module):
-    """One weight matrix ``(inputs[+1 bias row], outputs)`` on a crossbar of VTEAM differential pairs,
-    trained by pulses.
+    """One weight matrix ``(inputs[+1 bias row], outputs)`` on a crossbar of VTEAM devices, trained by pulses.
 
-    ``crossbar`` holds the conductances (its buffers are the devices); ``cells`` the devices' D2D draws
-    and P2P noise, laid out ``(trials, 2, rows, cols)`` (index 0 is G⁺). With an open-loop controller,
-    ``model_pos``/``model_neg`` are the conductances the controller believes the devices hold.
+    ``crossbar`` is an ordinary :class:`~memristive.crossbar.Crossbar` (``memristor`` = the VTEAM device,
+    ``mapping`` any mapping): its conductance buffers are the devices. ``cells`` holds the devices' D2D
+    draws and P2P noise, laid out ``(trials, 2, rows, cols)`` (index 0 is G⁺, 1 is G⁻; with a reference
+    column only G⁺ is trained). With an open-loop controller, ``model_pos``/``model_neg`` are the
+    conductances the controller believes the devices hold.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool, w_max: float, memristor: VTEAMDevice,
+    def __init__(self, in_features: int, out_features: int, bias: bool, mapping: Mapping, memristor: VTEAMDevice,
                  variability: Variability, trials: int, d2d_sigma, p2p_sigma, generator: torch.Generator,
                  v_read: float) -> None:
         super().__init__()
         self.in_features, self.out_features, self.has_bias = in_features, out_features, bias
         rows = in_features + int(bias)
-        self.memristor, self.w_max = memristor, float(w_max)
+        self.memristor = memristor
         self.cells = VTEAMCells(memristor, trials, (2, rows, out_features), variability, d2d_sigma, p2p_sigma,
                                 generator)
-        self.crossbar = pair_crossbar(torch.zeros(rows, out_features), memristor, self.w_max, trials, v_read)
+        self.crossbar = Crossbar.from_weights(torch.zeros(rows, out_features), memristor=memristor, mapping=mapping,
+                                              trials=trials, v_read=v_read)
+        self.single = self.crossbar.mapping.sides == ("pos",)  # a reference column: one trained device per weight
         # the nominal one-pulse weight step at mid state (mean of SET and RESET), via the pulse response
         g_mid = torch.full((2,), memristor.g_mid, dtype=torch.float64)
-        dg = memristor.pulse(g_mid, torch.tensor([1.0, -1.0], dtype=torch.float64)) - g_mid
-        self.dw0 = float(self.to_weights((dg[0] - dg[1]) / 2, 0.0))
+        dg = memristor.pulse_change(g_mid, torch.tensor([1.0, -1.0], dtype=torch.float64))
+        self.dw0 = float(self.weight_change((dg[0] - dg[1]) / 2))
         zeros = torch.zeros(trials, rows, out_features)
         self.register_buffer("model_pos", zeros.clone())
         self.register_buffer("model_neg", zeros.clone())
-        # GA accumulator and the running sum of the ideal updates (bookkeeping: with GA and measured
-        # residuals, update_sum = W − W_init + accumulator at all times, i.e. no update is ever lost)
+        # GA accumulator and the running sum of the ideal updates (bookkeeping: with GA, update_sum =
+        # W_known − W_init + accumulator at all times, i.e. no update is ever lost)
         self.register_buffer("accumulator", zeros.clone())
         self.register_buffer("update_sum", zeros.clone())
 
@@ -244,26 +261,28 @@ class PulsedLinear(nn.Module):
     def k(self) -> float:
         return self.crossbar.k
 
-    def to_weights(self, g_pos, g_neg) -> torch.Tensor:
-        """Weights (or weight changes) of pair conductances (or their changes): the crossbar's mapping."""
-        from ..crossbar.mapping import conductances_to_weights
-
-        return conductances_to_weights(torch.as_tensor(g_pos), g_neg, self.k)
+    def weight_change(self, d_pos: torch.Tensor, d_neg: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """Weight change of conductance changes ``d_pos`` on G⁺ and ``d_neg`` on G⁻ (the crossbar's mapping)."""
+        return self.crossbar.mapping.to_weights(d_pos, d_neg, self.k)
 
     def weights(self) -> torch.Tensor:
         """Weights the array holds, ``(trials, rows, cols)``."""
         return self.crossbar.weights()
 
+    def model_weights(self) -> torch.Tensor:
+        """Weights the open-loop controller believes the array holds."""
+        return self.crossbar.mapping.to_weights(self.model_pos, self.model_neg, self.k)
+
     @torch.no_grad()
     def program_weights(self, w: torch.Tensor) -> None:
-        """Ideal initial programming of ``w`` (rows × cols) on every trial; the controller's model starts there."""
-        xb = pair_crossbar(w.to(self.crossbar.g_pos.dtype), self.memristor, self.w_max,
-                           self.trials, self.crossbar.config.v_read)
-        self.crossbar.g_pos.copy_(xb.g_pos)
-        self.crossbar.g_neg.copy_(xb.g_neg)
-        self.cells.check_range(torch.stack([xb.g_pos, xb.g_neg], dim=1))
-        self.model_pos.copy_(xb.g_pos)
-        self.model_neg.copy_(xb.g_neg)
+        """Ideal initial programming of ``w`` (rows × cols) on every trial; the controller's model starts
+        there. Targets a device cannot hold (its own D2D range included) are a ``ValueError``."""
+        xb = self.crossbar
+        xb.program(w.to(xb.g_pos.dtype))
+        g_pos, g_neg = xb.conductances
+        self.cells.check_range(torch.stack([g_pos, g_neg], dim=1))
+        self.model_pos.copy_(g_pos)
+        self.model_neg.copy_(g_neg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, in) or (T, B, in), entries of any scale: the DAC full scale is set to max|x|, so
@@ -283,16 +302,19 @@ class PulsedLinear(nn.Module):
         (else G⁻) gets the pulses, ``gsign`` the chosen device's conductance direction (+1 SET, −1 RESET),
         its known conductance, and |ΔW| of one pulse there (nominal device)."""
         dev = self.memristor
-        if rule.pair_rule == "headroom":
-            s_pos, s_neg = dev.state(g_pos), dev.state(g_neg)  # s = 0 is R_on, s = 1 is R_off
-            # W up: SET G+ (headroom s+) or RESET G- (1-s-); W down: RESET G+ (1-s+) or SET G- (s-)
-            # -> choose G+ iff sgn·(s+ + s- − 1) >= 0
-            pos = (sgn * (s_pos + s_neg - 1)).sign_().add_(1).clamp_(max=1)
+        if self.single:
+            pos, gsign, g_c = torch.ones_like(sgn), sgn, g_pos
         else:
-            pos = sgn.clamp(min=0)
-        gsign = sgn * (2 * pos - 1)
-        g_c = g_neg + pos * (g_pos - g_neg)
-        step = self.to_weights(dev.pulse_change(g_c, gsign), 0.0).abs_()
+            if rule.pair_rule == "headroom":
+                s_pos, s_neg = dev.state(g_pos), dev.state(g_neg)  # s = 0 is R_on, s = 1 is R_off
+                # W up: SET G+ (headroom s+) or RESET G- (1-s-); W down: RESET G+ (1-s+) or SET G- (s-)
+                # -> choose G+ iff sgn·(s+ + s- − 1) >= 0
+                pos = (sgn * (s_pos + s_neg - 1)).sign_().add_(1).clamp_(max=1)
+            else:
+                pos = sgn.clamp(min=0)
+            gsign = sgn * (2 * pos - 1)
+            g_c = g_neg + pos * (g_pos - g_neg)
+        step = self.weight_change(dev.pulse_change(g_c, gsign)).abs_()
         return pos, gsign, g_c, step
 
     @torch.no_grad()
@@ -304,25 +326,34 @@ class PulsedLinear(nn.Module):
         """
         xb = self.crossbar
         read = rule.controller == "read"
-        known_pos, known_neg = (xb.g_pos, xb.g_neg) if read else (self.model_pos, self.model_neg)
+        known_pos, known_neg = (xb.g_pos, xb.g_neg_full()) if read else (self.model_pos, self.model_neg)
         sgn = acc.sign()
         pos, gsign, g_known, step = self.plan(known_pos, known_neg, sgn, rule)
         theta = threshold_for(rule, acc, step, self.dw0, epoch)
         n = pulses_for_update(rule, acc, step, theta)
         n_signed = n * gsign
         # the devices: their own parameters and pulse-to-pulse noise (the controller's plan used neither)
-        g_true = g_known if read else xb.g_neg + pos * (xb.g_pos - xb.g_neg)
+        if read:
+            g_true = g_known
+        else:
+            g_true = xb.g_pos if self.single else xb.g_neg + pos * (xb.g_pos - xb.g_neg)
         dg = self.cells.pulse(g_true, n_signed, generator, select=pos, change=True)
-        d_pos = pos * dg
-        xb.g_pos.add_(d_pos)
-        xb.g_neg.add_(dg - d_pos)
+        if self.single:
+            xb.g_pos.add_(dg)
+        else:
+            d_pos = pos * dg
+            xb.g_pos.add_(d_pos)
+            xb.g_neg.add_(dg - d_pos)
         predicted = None
         if not read or (rule.accumulate and rule.ga_residual == "nominal"):
             predicted = self.memristor.pulse_change(g_known, n_signed)
             if not read:
-                p_pos = pos * predicted
-                self.model_pos.add_(p_pos)
-                self.model_neg.add_(predicted - p_pos)
+                if self.single:
+                    self.model_pos.add_(predicted)
+                else:
+                    p_pos = pos * predicted
+                    self.model_pos.add_(p_pos)
+                    self.model_neg.add_(predicted - p_pos)
         n_set = n * gsign.clamp(min=0)
         total_set = float(n_set.sum())
         stats = {
@@ -340,8 +371,10 @@ class PulsedLinear(nn.Module):
         if rule.ga_residual == "reset":
             return acc * (1 - n.sign()), stats
         change = dg if rule.ga_residual == "measured" else predicted
+        if self.single:
+            return acc - self.weight_change(change), stats
         c_pos = pos * change
-        return acc - self.to_weights(c_pos, change - c_pos), stats
+        return acc - self.weight_change(c_pos, change - c_pos), stats
 
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh, "abs": torch.abs}
@@ -362,6 +395,7 @@ class InSituConfig:
     lr: float = 2.0
     batch_size: int = 100
     device: str | VTEAMDevice = "dtga"
+    mapping: Mapping = "balanced-state"  # type: ignore[assignment]
     variability: Variability = field(default_factory=lambda: Variability.noise_factor(0.0))
     update: UpdateRule = field(default_factory=UpdateRule)
     v_read: float = 0.01
@@ -377,8 +411,15 @@ class InSituConfig:
         check(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "must be > 0")
         check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         check(self.init_gain >= 0, "init_gain", self.init_gain, "must be >= 0")
-        self.device = as_vteam(self.device)
+        self.device = as_vteam(self.device, "device")
         self.device.check_read_voltage(self.v_read, "v_read")
+        self.mapping = mapping_from_spec(self.mapping, "mapping")
+        check(self.mapping.w_max is None, "mapping.w_max", self.mapping.w_max,
+              "must be null: the in-situ network sets each layer's weight range with w_max")
+
+    def layer_mapping(self, i: int) -> Mapping:
+        """The mapping of weight layer ``i`` (its ``w_max``)."""
+        return dataclasses.replace(self.mapping, w_max=float(self.w_max[i]))
 
 
 class InSituMLP(nn.Module):
@@ -399,7 +440,8 @@ class InSituMLP(nn.Module):
             if d2d.dim() == 0:
                 d2d = p2p = float(noise)
         self.layers = nn.ModuleList(
-            PulsedLinear(a, b, cfg.bias, cfg.w_max[i], cfg.device, cfg.variability, trials, d2d, p2p, gen, cfg.v_read)
+            PulsedLinear(a, b, cfg.bias, cfg.layer_mapping(i), cfg.device, cfg.variability, trials, d2d, p2p, gen,
+                         cfg.v_read)
             for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])))
         # initial weights: Glorot-uniform, the same for every trial (trials differ by their devices)
         for layer in self.layers:

@@ -276,3 +276,32 @@ def test_dtga_beats_the_fixed_threshold_baseline_in_the_papers_regime(tmp_path):
     res, _ = run_experiment("dtga-mnist", out=tmp_path / "default", quick=True)
     acc_default = {r["scheme"]: r["final_accuracy"]["mean"] for r in res["metrics"]["schemes"]}
     assert acc_default["baseline"] > acc["baseline"] + 20, (acc_default, acc)  # the threshold is what cripples it
+
+
+@pytest.mark.parametrize("mapping", ["balanced-state", "balanced", "differential", "reference"])
+def test_dtga_layers_are_crossbars_on_every_mapping(mapping):
+    """The in-situ layer is an ordinary crossbar: what it programs and reads is the mapping's, on every
+    mapping, and pulse training keeps the GA bookkeeping (measured residuals) on each."""
+    x, y = toy_data()
+    var = dict(d2d=0.02, p2p=0.02, d2d_params=["k_on", "k_off"])  # ranges stay nominal: offset pairs sit at G_min
+    cfg = small_cfg(mapping=mapping, variability=var, update=dict(scheme="dtga", controller="read", ga_residual="measured"))
+    model = InSituMLP(cfg, trials=2, seed=1)
+    layer = model.layers[0]
+    xb = layer.crossbar
+    assert xb.mapping.kind == mapping and xb.memristor.kind == "vteam" and xb.mapping.w_max == 4.0
+    w = (torch.rand(21, 8, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.4
+    layer.program_weights(w)
+    assert torch.allclose(layer.weights(), w.expand(2, -1, -1), atol=1e-6)
+    dev = cfg.device
+    k = dev.g_range / (4.0 * (2 if mapping == "reference" else 1))
+    assert xb.k == pytest.approx(k)
+    if mapping == "balanced-state":  # by hand: G± = G(s=½) ± k·W/2, G(s=½) = 1/55 kΩ
+        assert torch.allclose(xb.g_pos[0], 1 / 55e3 + k * w / 2, rtol=1e-5)
+        assert torch.allclose(xb.g_neg[0], 1 / 55e3 - k * w / 2, rtol=1e-5)
+    w0 = [m.clone() for m in model.weights()]
+    model.train_epoch(x, y, torch.Generator().manual_seed(0), progress=False)
+    for lay, w_init, w_now in zip(model.layers, w0, model.weights()):
+        assert not torch.equal(w_now, w_init)
+        assert torch.allclose(lay.update_sum, w_now - w_init + lay.accumulator, atol=1e-5)
+    if mapping == "reference":  # only the weight devices are pulsed; the reference column stays put
+        assert torch.equal(xb.g_neg, torch.full_like(xb.g_neg, float(xb.g_neg[0, 0, 0])))

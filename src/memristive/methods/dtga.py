@@ -338,22 +338,12 @@ class PulsedLinear(nn.Module):
         else:
             g_true = xb.g_pos if self.single else xb.g_neg + pos * (xb.g_pos - xb.g_neg)
         dg = self.cells.pulse(g_true, n_signed, generator, select=pos, change=True)
-        if self.single:
-            xb.g_pos.add_(dg)
-        else:
-            d_pos = pos * dg
-            xb.g_pos.add_(d_pos)
-            xb.g_neg.add_(dg - d_pos)
+        self._add(xb.g_pos, xb.g_neg, pos, dg)
         predicted = None
         if not read or (rule.accumulate and rule.ga_residual == "nominal"):
             predicted = self.memristor.pulse_change(g_known, n_signed)
             if not read:
-                if self.single:
-                    self.model_pos.add_(predicted)
-                else:
-                    p_pos = pos * predicted
-                    self.model_pos.add_(p_pos)
-                    self.model_neg.add_(predicted - p_pos)
+                self._add(self.model_pos, self.model_neg, pos, predicted)
         n_set = n * gsign.clamp(min=0)
         total_set = float(n_set.sum())
         stats = {
@@ -371,10 +361,21 @@ class PulsedLinear(nn.Module):
         if rule.ga_residual == "reset":
             return acc * (1 - n.sign()), stats
         change = dg if rule.ga_residual == "measured" else predicted
+        return acc - self.weight_change(*self._split(pos, change)), stats
+
+    def _split(self, pos: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """A change ``d`` of the chosen device as ``(change of G⁺, change of G⁻)``."""
         if self.single:
-            return acc - self.weight_change(change), stats
-        c_pos = pos * change
-        return acc - self.weight_change(c_pos, change - c_pos), stats
+            return d, 0.0
+        d_pos = pos * d
+        return d_pos, d - d_pos
+
+    def _add(self, g_pos: torch.Tensor, g_neg: torch.Tensor, pos: torch.Tensor, d: torch.Tensor) -> None:
+        """Add the chosen device's change ``d`` to the pair buffers in place (the reference column stays)."""
+        d_pos, d_neg = self._split(pos, d)
+        g_pos.add_(d_pos)
+        if not self.single:
+            g_neg.add_(d_neg)
 
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh, "abs": torch.abs}

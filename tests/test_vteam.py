@@ -261,7 +261,7 @@ def test_device_interface_by_hand():
     direct = conductance(pulse_train(s, n, u_set, u_reset), dev.r_on, dev.r_off)
     assert torch.allclose(pulse_conductance(gs, n, u_set, u_reset, dev.r_on, dev.r_off), direct, rtol=1e-12)
     # energy of a train: |n|·V²·t·(G_before + G_after)/2
-    e = pulse_energy(n, gs, direct, dev.write)
+    e = pulse_energy(n.clamp(min=0), (-n).clamp(min=0), gs, direct, dev.write)
     assert float(e[0]) == pytest.approx(4 * dev.write.v_set ** 2 * dev.write.width * float(gs[0] + direct[0]) / 2)
     assert float(e[1]) == pytest.approx(5 * dev.write.v_reset ** 2 * dev.write.width * float(gs[1] + direct[1]) / 2)
 

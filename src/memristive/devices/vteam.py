@@ -498,6 +498,8 @@ def train_drive(u1: torch.Tensor, n: torch.Tensor, sigma, mode: str = "multiplic
     noise; ``additive`` gives ``u = u1·n`` and ``state_noise = σ√n·ξ`` (to add to the state).
     """
     n = n.to(u1.dtype)
+    if isinstance(sigma, (int, float)) and sigma == 0:  # noise-free (the nominal device): no tensor, no sync
+        return u1 * n, None
     sigma_t = torch.as_tensor(sigma, dtype=u1.dtype, device=u1.device)
     if not bool((sigma_t > 0).any()):
         return u1 * n, None
@@ -549,12 +551,11 @@ def pulse_conductance(g: torch.Tensor, n: torch.Tensor, u_set, u_reset, r_on, r_
     return dg if change else dg.add_(g)
 
 
-def pulse_energy(n: torch.Tensor, g_before: torch.Tensor, g_after: torch.Tensor, write: Pulse) -> torch.Tensor:
-    """Joule energy (J) of trains of ``|n|`` ``write`` pulses (SET for ``n > 0``) per device:
-    ``E = |n|·V²·t·(G_before + G_after)/2`` (float masks, no ``torch.where``)."""
-    is_set = n.sign().clamp(min=0)
-    v2 = write.v_reset ** 2 + is_set * (write.v_set ** 2 - write.v_reset ** 2)
-    return n.abs() * v2 * (g_before + g_after) * (write.width / 2)
+def pulse_energy(n_set: torch.Tensor, n_reset: torch.Tensor, g_before: torch.Tensor, g_after: torch.Tensor,
+                 write: Pulse) -> torch.Tensor:
+    """Joule energy (J) of trains of ``n_set`` SET and ``n_reset`` RESET ``write`` pulses (counts >= 0)
+    per device: ``E = n·V²·t·(G_before + G_after)/2``."""
+    return (n_set * write.v_set ** 2 + n_reset * write.v_reset ** 2) * (g_before + g_after) * (write.width / 2)
 
 
 def simulate_waveform(v: torch.Tensor, dt: float, s0: torch.Tensor, dev: VTEAMDevice) -> tuple[torch.Tensor, torch.Tensor]:

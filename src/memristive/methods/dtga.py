@@ -73,7 +73,7 @@ def predict_pulses(g_now: torch.Tensor, g_target: torch.Tensor, dev: VTEAMDevice
 
 def _totals(n: torch.Tensor, g_before: torch.Tensor, g_after: torch.Tensor, dev: VTEAMDevice) -> dict:
     return {"set": float(n.clamp(min=0).sum()), "reset": float((-n).clamp(min=0).sum()),
-            "energy": float(pulse_energy(n, g_before, g_after, dev.write).sum())}
+            "energy": float(pulse_energy(n.clamp(min=0), (-n).clamp(min=0), g_before, g_after, dev.write).sum())}
 
 
 @torch.no_grad()
@@ -345,13 +345,14 @@ class PulsedLinear(nn.Module):
             if not read:
                 self._add(self.model_pos, self.model_neg, pos, predicted)
         n_set = n * gsign.clamp(min=0)
+        n_reset = n - n_set
         total_set = float(n_set.sum())
         stats = {
             "set": total_set,
             "reset": float(n.sum()) - total_set,
-            "energy": float(pulse_energy(n_signed, g_true, g_true + dg, self.memristor.write).sum()),
+            "energy": float(pulse_energy(n_set, n_reset, g_true, g_true + dg, self.memristor.write).sum()),
             # row-parallel programming: per row a SET phase and a RESET phase as long as its longest train
-            "program_time": float((n_set.amax(dim=-1) + (n - n_set).amax(dim=-1)).sum(dim=-1).mean())
+            "program_time": float((n_set.amax(dim=-1) + n_reset.amax(dim=-1)).sum(dim=-1).mean())
             * self.memristor.write.width,
             "fired": float(n.sign().mean()),
             "reads": 2 * acc.numel() if read else 0,

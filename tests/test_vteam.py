@@ -318,3 +318,31 @@ def test_config_validation_names_the_key():
     for name in ("memtorch", "dtga", "dtga-exp-biolek"):
         assert vteam_preset(name).source  # every preset says where it comes from
     assert float(drive(torch.tensor(0.0), **vteam_preset("memtorch").rate_params())) == 0
+
+
+def test_vteam_crossbar_from_a_config_in_a_fresh_process(tmp_path):
+    """A VTEAM crossbar is an ordinary crossbar: built from a config (fresh process: the kind is registered
+    where it is defined), saved and loaded with torch's defaults, reproducing its outputs exactly."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import torch
+        from memristive.config import from_dict
+        from memristive.crossbar import Crossbar, CrossbarConfig
+        cfg = from_dict(CrossbarConfig, {{"memristor": {{"kind": "vteam", "r_on": 2e4, "r_off": 2e5,
+                                          "write": {{"width": 2e-8}}}}, "mapping": "balanced", "v_read": 0.01}})
+        w = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+        xb = Crossbar.from_weights(w, config=cfg, trials=2)
+        assert xb.memristor.kind == "vteam" and xb.memristor.write.width == 2e-8
+        xb.g_pos.copy_(xb.memristor.pulse(xb.g_pos, torch.full_like(xb.g_pos, 3.0)))  # 3 SET pulses each
+        x = torch.rand(4, 6, generator=torch.Generator().manual_seed(1))
+        torch.save(xb.state_dict(), r"{tmp_path / 'xb.pt'}")
+        skeleton = Crossbar.from_weights(torch.zeros(6, 3), config=cfg, trials=2)
+        skeleton.load_state_dict(torch.load(r"{tmp_path / 'xb.pt'}"))  # torch's defaults (weights_only)
+        assert torch.equal(skeleton.matmul(x), xb.matmul(x))
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

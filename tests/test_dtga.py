@@ -253,6 +253,15 @@ def test_experiments_quick_smoke(tmp_path):
     assert (run.path / "accuracy_vs_noise.png").is_file()
     res, run = run_experiment("dtga-ablation", out=tmp_path / "a", quick=True)
     assert len(res["metrics"]["rows"]) == 5 and (run.path / "ablation.png").is_file()
+    res, run = run_experiment("dtga-regime", out=tmp_path / "r", quick=True, overrides=["lrs=[2.0]"])
+    pts = res["metrics"]["points"]
+    assert {p["variant"] for p in pts} == {"baseline", "ga", "dt (device)", "dtga (device)"}
+    assert {p["threshold"] for p in pts} == {0.5, 8.0} and (run.path / "regime.png").is_file()
+    by = {(p["variant"], p["threshold"]): p for p in pts}
+    # θ enters only the fixed-threshold schemes: DT/DTGA are one run per (lr, width), shown in every θ column
+    assert by[("dtga (device)", 0.5)]["val_accuracy"] == by[("dtga (device)", 8.0)]["val_accuracy"]
+    assert by[("baseline", 8.0)]["pulses"] < by[("baseline", 0.5)]["pulses"]  # a higher threshold fires less
+    assert all(p["reads"] == 0 for p in pts)  # the default controller is open loop
     # dtga-fashion is the same code on the other dataset (its data loader is tested elsewhere)
     from memristive.experiments import discover
     from memristive.experiments.runner import build_config

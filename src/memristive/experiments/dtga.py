@@ -352,7 +352,7 @@ class DTGAAblationConfig:
 
 
 @experiment("dtga-ablation", "Ablation on VTEAM pairs: baseline / DT only / GA only / DTGA, and the DT rule alternatives",
-            DTGAAblationConfig, quick=dict(_QUICK, dt_rules=["device"]))
+            DTGAAblationConfig, quick=dict(_QUICK, dt_rules=["layer"]))
 def run_dtga_ablation(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
     with _threads(cfg.threads):
         return _ablation_body(cfg, run)
@@ -416,7 +416,7 @@ class DTGARegimeConfig:
     thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0, 8.0])
     pulse_widths: list[float] = field(default_factory=lambda: [10e-9, 40e-9])
     schemes: list[str] = field(default_factory=lambda: ["baseline", "dt", "ga", "dtga"])
-    dt_rules: list[str] = field(default_factory=lambda: ["layer", "device"])
+    dt_rules: list[str] = field(default_factory=lambda: ["device", "layer"])
     epochs: int = 3
     n_train: int = 10000
     validation: int = 10000
@@ -459,7 +459,7 @@ def _variants(cfg: DTGARegimeConfig) -> list[tuple[str, dict, bool]]:
 
 @experiment("dtga-regime", "Regime map: lr x fixed threshold x pulse size -> baseline, DT, GA, DTGA (validation accuracy)",
             DTGARegimeConfig, quick=dict(lrs=[0.5, 2.0], thresholds=[0.5, 8.0], pulse_widths=[10e-9],
-                                         dt_rules=["layer"], n_train=2000, validation=500, n_test=500, epochs=1))
+                                         dt_rules=["device"], n_train=2000, validation=500, n_test=500, epochs=1))
 def run_dtga_regime(cfg: DTGARegimeConfig, run: RunFolder) -> dict:
     with _threads(cfg.threads):
         return _regime_body(cfg, run)

@@ -137,7 +137,7 @@ class UpdateRule:
 
     scheme: Literal["baseline", "dt", "ga", "dtga"] = "dtga"
     threshold: float = 0.5
-    dt_rule: Literal["device", "layer", "decay"] = "layer"
+    dt_rule: Literal["device", "layer", "decay"] = "device"
     dt_factor: float = 0.5
     dt_kappa: float = 1.0
     dt_decay: float = 0.7

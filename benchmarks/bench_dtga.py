@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_dtga.py [--threads 1 2] [--noise 0.02] [--synthetic] [--read-back]
 
-(default: 1 thread, the default open-loop controller; ``--read-back`` reads every device before each
-update and subtracts the measured change, the default before issue 15)
+(default: 1 thread, the default update rule; ``--read-back`` is the rule that was the default before
+issue 15: every device read before each update, GA subtracting the measured change, DT rule ``layer``)
 
 Rows:
 * one epoch of the 60,000 MNIST training images on the 784x100x10 network (batch 100, DTGA, VTEAM
@@ -32,7 +32,7 @@ AIHWKIT_S_PER_10K = (3.74, 3.86)  # 784x256x10 AnalogSGD epoch of 10k samples, b
 
 def epoch_time(sizes, w_max, x, y, threads, noise, scheme="dtga", read_back=False) -> tuple[float, float, dict]:
     torch.set_num_threads(threads)
-    update = dict(scheme=scheme, **(dict(controller="read", ga_residual="measured") if read_back else {}))
+    update = dict(scheme=scheme, **(dict(controller="read", ga_residual="measured", dt_rule="layer") if read_back else {}))
     cfg = from_dict(InSituConfig, dict(sizes=sizes, w_max=w_max, update=update))
     model = InSituMLP(cfg, trials=1, seed=0, noise=noise)
     model.train_step(x[:100], y[:100])  # warm-up
@@ -48,7 +48,8 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.02, help="noise factor (D2D = P2P)")
     ap.add_argument("--synthetic", action="store_true", help="random inputs instead of MNIST (no data needed)")
     ap.add_argument("--read-back", action="store_true",
-                    help="controller reads every device before each update, GA subtracts the measured change")
+                    help="the pre-issue-15 rule: read every device before each update, GA subtracts the "
+                         "measured change, DT rule 'layer'")
     args = ap.parse_args()
     if args.synthetic:
         g = torch.Generator().manual_seed(0)
@@ -59,7 +60,7 @@ def main() -> None:
 
         d = load_mnist()
         x, y, source = d.x_train, d.y_train, d.source
-    mode = "read-back controller" if args.read_back else "open-loop controller"
+    mode = "read-back controller, layer DT rule" if args.read_back else "default rule"
     print(f"\nPulse-level in-situ training (DTGA, {mode}, VTEAM pairs, noise factor {args.noise}), data: {source}")
     print("wall = elapsed time; cpu = this process's CPU time (with 1 thread: the wall time it would take on an "
           "otherwise idle core)")

@@ -227,6 +227,13 @@ class VTEAMDevice(Device):
         """
         return self.pulse_change(g, n).add_(g)
 
+    def pulse_state(self, s: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """Normalised states after ``|n|`` ``write`` pulses (SET for ``n > 0``), nominal and noise-free:
+        :meth:`pulse` in state space (what a controller that tracks states predicts)."""
+        u_set, u_reset = self.pulse_drives()
+        return pulse_train(s, torch.as_tensor(n, dtype=s.dtype, device=s.device), u_set, u_reset,
+                           substeps=self.substeps, **self.window_params())
+
     def pulse_change(self, g: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         """``pulse(g, n) − g``, computed without the cancellation (what a controller predicts)."""
         u_set, u_reset = self.pulse_drives()

@@ -226,7 +226,7 @@ class PulsedLinear(nn.Module):
     ``mapping`` any mapping): its conductance buffers are the devices. ``cells`` holds the devices' D2D
     draws and P2P noise, laid out ``(trials, 2, rows, cols)`` (index 0 is G⁺, 1 is G⁻; with a reference
     column only G⁺ is trained). With an open-loop controller, ``model_pos``/``model_neg`` are the
-    conductances the controller believes the devices hold.
+    (normalised) states the controller believes the devices are in.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool, mapping: Mapping, memristor: VTEAMDevice,
@@ -271,7 +271,8 @@ class PulsedLinear(nn.Module):
 
     def model_weights(self) -> torch.Tensor:
         """Weights the open-loop controller believes the array holds."""
-        return self.crossbar.mapping.to_weights(self.model_pos, self.model_neg, self.k)
+        dev = self.memristor
+        return self.crossbar.mapping.to_weights(dev.conductance(self.model_pos), dev.conductance(self.model_neg), self.k)
 
     @torch.no_grad()
     def program_weights(self, w: torch.Tensor) -> None:
@@ -281,8 +282,8 @@ class PulsedLinear(nn.Module):
         xb.program(w.to(xb.g_pos.dtype))
         g_pos, g_neg = xb.conductances
         self.cells.check_range(torch.stack([g_pos, g_neg], dim=1))
-        self.model_pos.copy_(g_pos)
-        self.model_neg.copy_(g_neg)
+        self.model_pos.copy_(self.memristor.state(g_pos))
+        self.model_neg.copy_(self.memristor.state(g_neg))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, in) or (T, B, in), entries of any scale: the DAC full scale is set to max|x|, so
@@ -296,26 +297,26 @@ class PulsedLinear(nn.Module):
     # Masks are float 0/1 tensors combined arithmetically: on CPU this is several times faster than
     # torch.where / boolean indexing, and it runs unchanged on CUDA.
     @torch.no_grad()
-    def plan(self, g_pos: torch.Tensor, g_neg: torch.Tensor, sgn: torch.Tensor, rule: UpdateRule) -> tuple:
-        """For the wanted weight-change sign ``sgn`` (+1 up, −1 down) and the conductances the controller
-        knows, return float masks and values ``(pos, gsign, g_chosen, step)``: ``pos`` = 1 where G⁺
-        (else G⁻) gets the pulses, ``gsign`` the chosen device's conductance direction (+1 SET, −1 RESET),
-        its known conductance, and |ΔW| of one pulse there (nominal device)."""
+    def plan(self, s_pos: torch.Tensor, s_neg: torch.Tensor, sgn: torch.Tensor, rule: UpdateRule) -> tuple:
+        """For the wanted weight-change sign ``sgn`` (+1 up, −1 down) and the device states the controller
+        knows (``s = 0`` is R_on, 1 is R_off), return float masks and values ``(pos, gsign, s_c, g_c, step)``:
+        ``pos`` = 1 where G⁺ (else G⁻) gets the pulses, ``gsign`` the chosen device's conductance direction
+        (+1 SET, −1 RESET), its known state and conductance, and |ΔW| of one pulse there (nominal device)."""
         dev = self.memristor
         if self.single:
-            pos, gsign, g_c = torch.ones_like(sgn), sgn, g_pos
+            pos, gsign, s_c = torch.ones_like(sgn), sgn, s_pos
         else:
             if rule.pair_rule == "headroom":
-                s_pos, s_neg = dev.state(g_pos), dev.state(g_neg)  # s = 0 is R_on, s = 1 is R_off
                 # W up: SET G+ (headroom s+) or RESET G- (1-s-); W down: RESET G+ (1-s+) or SET G- (s-)
                 # -> choose G+ iff sgn·(s+ + s- − 1) >= 0
                 pos = (sgn * (s_pos + s_neg - 1)).sign_().add_(1).clamp_(max=1)
             else:
                 pos = sgn.clamp(min=0)
             gsign = sgn * (2 * pos - 1)
-            g_c = g_neg + pos * (g_pos - g_neg)
-        step = self.weight_change(dev.pulse_change(g_c, gsign)).abs_()
-        return pos, gsign, g_c, step
+            s_c = s_neg + pos * (s_pos - s_neg)
+        g_c = dev.conductance(s_c)
+        step = self.weight_change(dev.conductance(dev.pulse_state(s_c, gsign)).sub_(g_c)).abs_()
+        return pos, gsign, s_c, g_c, step
 
     @torch.no_grad()
     def apply_update(self, acc: torch.Tensor, rule: UpdateRule, epoch: int,
@@ -324,26 +325,28 @@ class PulsedLinear(nn.Module):
 
         Only one device of each pair is pulsed, so the work is done on pair-sized tensors.
         """
-        xb = self.crossbar
+        xb, dev = self.crossbar, self.memristor
         read = rule.controller == "read"
-        known_pos, known_neg = (xb.g_pos, xb.g_neg_full()) if read else (self.model_pos, self.model_neg)
+        if read:  # every device read, its state estimated with the nominal model
+            s_pos = dev.state(xb.g_pos)
+            s_neg = s_pos if self.single else dev.state(xb.g_neg)
+        else:
+            s_pos, s_neg = self.model_pos, self.model_neg
         sgn = acc.sign()
-        pos, gsign, g_known, step = self.plan(known_pos, known_neg, sgn, rule)
+        pos, gsign, s_c, g_c, step = self.plan(s_pos, s_neg, sgn, rule)
         theta = threshold_for(rule, acc, step, self.dw0, epoch)
         n = pulses_for_update(rule, acc, step, theta)
         n_signed = n * gsign
         # the devices: their own parameters and pulse-to-pulse noise (the controller's plan used neither)
-        if read:
-            g_true = g_known
-        else:
-            g_true = xb.g_pos if self.single else xb.g_neg + pos * (xb.g_pos - xb.g_neg)
+        g_true = xb.g_pos if self.single else xb.g_neg + pos * (xb.g_pos - xb.g_neg)
         dg = self.cells.pulse(g_true, n_signed, generator, select=pos, change=True)
         self._add(xb.g_pos, xb.g_neg, pos, dg)
         predicted = None
         if not read or (rule.accumulate and rule.ga_residual == "nominal"):
-            predicted = self.memristor.pulse_change(g_known, n_signed)
+            s_new = dev.pulse_state(s_c, n_signed)
+            predicted = dev.conductance(s_new).sub_(g_c)
             if not read:
-                self._add(self.model_pos, self.model_neg, pos, predicted)
+                self._add(self.model_pos, self.model_neg, pos, s_new.sub_(s_c))
         n_set = n * gsign.clamp(min=0)
         n_reset = n - n_set
         total_set = float(n_set.sum())

@@ -211,9 +211,6 @@ class StateBalanced(Mapping):
     w_max: float | None = None
     kind: Literal["balanced-state"] = "balanced-state"
 
-    def __post_init__(self) -> None:
-        self._check_w_max()
-
     def affine(self, side, memristor, k, w_max):
         mid = memristor.g_mid
         return (mid, 0.5 * k) if side == "pos" else (mid, -0.5 * k)

@@ -1,6 +1,5 @@
 """Pulse programming and the DTGA in-situ trainer: hand-checked counts, GA bookkeeping, scheme isolation."""
 
-
 import pytest
 import torch
 

@@ -44,6 +44,10 @@ from .runner import RunFolder, experiment
 
 __all__ = ["lenet5", "small_resnet", "BasicBlock", "CNNVariationConfig"]
 
+# software: trained in software; software_ft: + hwa_epochs on ideal arrays (the control);
+# hardware_aware: + hwa_epochs hardware-aware on arrays with variation train_variation
+MODELS = ("software", "software_ft", "hardware_aware")
+
 
 def lenet5(in_channels: int = 1, classes: int = 10, size: int = 28) -> nn.Sequential:
     """LeNet-5 (ReLU, max-pool) for ``size×size`` inputs (28 → 400 features before the classifier)."""
@@ -91,17 +95,18 @@ class CNNVariationConfig:
     resnet_dataset: str = "auto"
     resnet_width: int = 8
     epochs: int = 3
-    hwa_epochs: int = 2
+    hwa_epochs: int = 1
     lr: float = 2e-3
     hwa_lr: float = 5e-4
     batch_size: int = 128
     train_variation: float = 0.3
     variations: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
-    stuck_at: list[float] = field(default_factory=lambda: [0.0, 0.005, 0.01, 0.02, 0.05])
-    adc_bits: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 8])
+    stuck_at: list[float] = field(default_factory=lambda: [0.0, 0.01, 0.02, 0.05])
+    adc_bits: list[int] = field(default_factory=lambda: [4, 6, 8])
     trials: int = 100
-    n_train: int | None = None
-    n_test: int | None = 2000
+    n_train: int | None = 10000
+    n_test: int | None = 500
+    models: list[str] = field(default_factory=lambda: ["software_ft", "hardware_aware"])
     eval_batch: int = 100
     digital_layers: list[str] = field(default_factory=list)
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
@@ -129,6 +134,8 @@ class CNNVariationConfig:
         for b in self.adc_bits:
             check(isinstance(b, int) and 2 <= b <= 32, "adc_bits", b, "each ADC width must be an integer in [2, 32]")
         check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        for m in self.models:
+            check(m in MODELS, "models", m, f"each model must be one of {list(MODELS)}")
 
 
 def _dataset(name: str, n_train, n_test):
@@ -213,13 +220,14 @@ def run_network(run: RunFolder, cfg: CNNVariationConfig, net_name: str) -> dict:
 
     hwa_cfg = dataclasses.replace(cfg.crossbar, nonidealities=[*cfg.crossbar.nonidealities,
                                                                DeviceVariation(cfg.train_variation)])
-    models = {
-        "software": convert(sw, cfg.crossbar, trials=1, seed=cfg.seed + 1, layer_configs=digital),
-        "software_ft": finetune(cfg.crossbar, "software_ft"),
-        "hardware_aware": finetune(hwa_cfg, "hardware_aware"),
+    build = {
+        "software": lambda: convert(sw, cfg.crossbar, trials=1, seed=cfg.seed + 1, layer_configs=digital),
+        "software_ft": lambda: finetune(cfg.crossbar, "software_ft"),
+        "hardware_aware": lambda: finetune(hwa_cfg, "hardware_aware"),
     }
+    models = {name: build[name]() for name in cfg.models}
     _, report = convert(sw, cfg.crossbar, trials=1, layer_configs=digital, report=True)
-    sw_acc = {"software": round(100 * float(accuracy(sw, x_te, data.y_test)[0]), 2)}
+    sw_acc = round(100 * float(accuracy(sw, x_te, data.y_test)[0]), 2)  # the software model, in software
     rows = []
     pts = _eval_points(cfg)
     for i, (sweep, value, xcfg) in enumerate(tqdm(pts, desc=f"{net_name}: {cfg.trials} instances")):
@@ -286,8 +294,10 @@ def run_cnn_variation(cfg: CNNVariationConfig, run: RunFolder) -> dict:
         for r in res["rows"]:
             if r["model"] != "hardware_aware":
                 continue
-            sw = next(x for x in res["rows"] if x["sweep"] == r["sweep"] and x["value"] == r["value"]
-                      and x["model"] == "software_ft")
+            sw = next((x for x in res["rows"] if x["sweep"] == r["sweep"] and x["value"] == r["value"]
+                       and x["model"] == "software_ft"), None)
+            if sw is None:
+                continue
             table.append({"network": net, "sweep": r["sweep"], "value": r["value"], "software_ft": sw["mean"],
                           "hardware_aware": r["mean"], "gain": round(r["mean"] - sw["mean"], 3)})
     run.write_csv("gain.csv", table)

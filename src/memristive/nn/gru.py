@@ -490,6 +490,19 @@ class CrossbarGRUNet(nn.Module):
     def matrices(self):
         return self.gru.matrices() + [self.head]
 
+    @torch.no_grad()
+    def export_to(self, net: GRUNet) -> GRUNet:
+        """Write the (trained) parameters and activation ranges into a software :class:`GRUNet` of the
+        same shape (e.g. after hardware-aware training); returns ``net``."""
+        for name, p in self.gru.named_parameters():
+            getattr(net.gru, name).copy_(p)
+        net.gru.acts.load_state_dict(self.gru.acts.state_dict())
+        net.gru.input_quant.load_state_dict(self.gru.input_quant.state_dict())
+        net.head.weight.copy_(self.head_weight)
+        if self.head_bias is not None:
+            net.head.bias.copy_(self.head_bias)
+        return net
+
     def head_matrix(self) -> torch.Tensor:
         """``[W_headᵀ; b_head]`` (differentiable)."""
         m = self.head_weight.t()

@@ -200,6 +200,10 @@ class TrialFold(nn.Module):
         self.module = module
 
     def forward(self, *args, **kwargs):
+        m = self.module
+        if (isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.training and m.running_var is not None
+                and len(args) == 1 and not kwargs and args[0].dim() >= 3):
+            return _batchnorm_eval(m, args[0])
         tensors = [a for a in list(args) + list(kwargs.values()) if isinstance(a, torch.Tensor)]
         if not tensors:
             return self.module(*args, **kwargs)
@@ -221,6 +225,19 @@ class TrialFold(nn.Module):
 
     def extra_repr(self) -> str:
         return "trials folded into the batch"
+
+
+def _batchnorm_eval(bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """BatchNorm in eval mode on ``(T, B, C, …)``: a per-channel affine map, applied without folding
+    (keeps the memory layout of the convolution before it)."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    shape = (-1,) + (1,) * (x.dim() - 3)
+    return torch.addcmul(shift.view(shape).to(x.dtype), x, scale.view(shape).to(x.dtype))
 
 
 def _unfold(out, t: int, batch: int):

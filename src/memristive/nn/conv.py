@@ -130,36 +130,44 @@ class _CrossbarConvNd(nn.Module):
             raise ValueError(f"{type(self).__name__}: expected (batch, {self.in_channels}, ...) or (trials, batch, "
                              f"{self.in_channels}, ...) with {nd} spatial dimension(s), got {tuple(x.shape)}")
         t, b = x.shape[:2]
-        xf = x.reshape(t * b, *x.shape[2:])
         if nd == 1:
-            xf = xf.unsqueeze(2)
+            x = x.unsqueeze(3)  # (T|1, B, C, 1, L)
         kernel, stride, padding, dilation = self._geometry()
         pads = _pads(padding, kernel, dilation)
+        p = self.array.programmed(self.matrix() if self.training else None)
+        conv_pad = (0, 0)
+        if p.linear and self.padding_mode == "zeros" and pads[0] == pads[1] and pads[2] == pads[3]:
+            conv_pad, pads = (pads[2], pads[0]), (0, 0, 0, 0)  # zero padding inside the convolution
         if any(pads):
             mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-            xf = F.pad(xf, pads, mode=mode)
-        p = self.array.programmed(self.matrix() if self.training else None)
+            x = F.pad(x.reshape(t * b, *x.shape[2:]), pads, mode=mode)
+            x = x.view(t, b, *x.shape[1:])
         if p.linear:
-            y = self._conv_fast(xf.view(t, b, *xf.shape[1:]), p.weights(), kernel, stride, dilation)
+            y = self._conv_fast(x, p.weights(), kernel, stride, dilation, conv_pad)
         else:
-            y = self._conv_unfold(xf, t, b, p, kernel, stride, dilation)
+            y = self._conv_unfold(x.reshape(t * b, *x.shape[2:]), t, b, p, kernel, stride, dilation)
         if self.bias is not None:
             y = y + self.bias.view(-1, 1, 1)
         return y.squeeze(3) if nd == 1 else y
 
-    def _conv_fast(self, x, w_eff, kernel, stride, dilation):
-        """All trials as one grouped conv2d with the arrays' effective kernels."""
+    def _conv_fast(self, x, w_eff, kernel, stride, dilation, padding):
+        """All trials as one grouped conv2d with the arrays' effective kernels, in channels-last memory
+        (the trials' channels side by side: mkldnn's fast layout for grouped convolutions; the output
+        view ``(T, B, C_out, H', W')`` feeds the next layer without a copy)."""
         t, b = x.shape[:2]
         trials, g, c_out = w_eff.shape[0], self.groups, self.out_channels
         k = _diag_blocks(w_eff, g, kernel)  # (T, out, Cg, kh, kw)
+        cl = torch.channels_last
         if t == 1:  # shared input: output channels group-major (G, T, Og)
             og = c_out // g
             k = k.view(trials, g, og, *k.shape[2:]).transpose(0, 1).reshape(g * trials * og, *k.shape[2:])
-            y = F.conv2d(x[0], k, None, stride, 0, dilation, g)
+            y = F.conv2d(x[0].contiguous(memory_format=cl), k, None, stride, padding, dilation, g)
+            if g == 1:
+                return y.view(b, trials, c_out, *y.shape[2:]).transpose(0, 1)
             y = y.view(b, g, trials, og, *y.shape[2:]).permute(2, 0, 1, 3, 4, 5)
             return y.reshape(trials, b, c_out, *y.shape[4:])
-        xin = x.transpose(0, 1).reshape(b, t * x.shape[2], *x.shape[3:])
-        y = F.conv2d(xin, k.reshape(trials * c_out, *k.shape[2:]), None, stride, 0, dilation, trials * g)
+        xin = x.transpose(0, 1).reshape(b, t * x.shape[2], *x.shape[3:]).contiguous(memory_format=cl)
+        y = F.conv2d(xin, k.reshape(trials * c_out, *k.shape[2:]), None, stride, padding, dilation, trials * g)
         return y.view(b, trials, c_out, *y.shape[2:]).transpose(0, 1)
 
     def _conv_unfold(self, xf, t, b, p, kernel, stride, dilation):

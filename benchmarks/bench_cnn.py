@@ -23,7 +23,7 @@ from memristive.crossbar import Converter, CrossbarConfig
 from memristive.experiments.cnn import small_resnet
 from memristive.nn import convert
 from memristive.nonideal import StuckAt
-from memristive.quant import DeviceVariation
+from memristive.nonideal import DeviceVariation
 
 
 def timed(fn, repeats):

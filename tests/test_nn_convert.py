@@ -11,7 +11,7 @@ from memristive.nn import (CrossbarConv2d, CrossbarGRU, CrossbarLinear, Crossbar
                            convert, program, register_converter)
 from memristive.nn.base import CONVERTERS, find_converter, layer_seed
 from memristive.nonideal import StuckAt
-from memristive.quant import DeviceVariation
+from memristive.nonideal import DeviceVariation
 
 
 @pytest.fixture(autouse=True)

@@ -37,8 +37,7 @@ from ..data import load_dataset
 from ..methods.software import accuracy
 from ..nn import convert, program
 from ..nn.train import train_classifier
-from ..nonideal import StuckAt
-from ..quant import DeviceVariation
+from ..nonideal import DeviceVariation, StuckAt
 from .common import summary
 from .runner import RunFolder, experiment
 

@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from ..config import check
 from ..crossbar import CrossbarConfig
-from ..quant import DeviceVariation, QuantConfig, WeightNoise
+from ..nonideal import DeviceVariation
+from ..quant import QuantConfig, WeightNoise
 
 __all__ = ["SequenceTask", "TrainConfig", "train_model", "predict", "task_loss", "task_metric", "evaluate",
            "quantize_finetune", "fp_then_qat", "evaluate_crossbar", "training_array"]
@@ -206,10 +207,11 @@ def evaluate(model: nn.Module, task: SequenceTask, split: str = "test", batch_si
 
 
 def training_array(noise: WeightNoise | None) -> CrossbarConfig:
-    """The array QAT trains on: ideal periphery, the noise's device, its σ as device variation."""
-    if noise is None or noise.sigma == 0:
-        return CrossbarConfig() if noise is None else CrossbarConfig(device=noise.device)
-    return CrossbarConfig(device=noise.device, nonidealities=[DeviceVariation(noise.sigma, noise.mode)])
+    """The array QAT trains on: ideal periphery, the noise's memristor and mapping, its σ as device variation."""
+    if noise is None:
+        return CrossbarConfig()
+    effects = [DeviceVariation(noise.sigma, noise.mode)] if noise.sigma > 0 else []
+    return CrossbarConfig(memristor=noise.memristor, mapping=noise.mapping, nonidealities=effects)
 
 
 def quantize_finetune(fp_model: nn.Module, task: SequenceTask, quant: QuantConfig | None, noise: WeightNoise | None,

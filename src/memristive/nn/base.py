@@ -62,10 +62,8 @@ def _array_config(config: CrossbarConfig, bits: int | None) -> CrossbarConfig:
     if bits is None:
         return config
     qm = symmetric_qmax(bits)
-    one_sided = config.mapping.scheme == "differential" and not getattr(config.mapping, "balanced", False)
-    levels = qm + 1 if one_sided else 2 * qm + 1  # |q| of Q per device, or ±q around the middle
-    dev = dataclasses.replace(config.device, levels=levels)
-    return dataclasses.replace(config, device=dev, mapping=dataclasses.replace(config.mapping, w_max=float(qm)))
+    dev = dataclasses.replace(config.memristor, levels=config.mapping.code_levels(qm))
+    return dataclasses.replace(config, memristor=dev, mapping=dataclasses.replace(config.mapping, w_max=float(qm)))
 
 
 class Programmed:

@@ -115,7 +115,7 @@ def gru_matrices(gru: nn.GRU, layer: int, layout: str = "fused") -> dict[str, to
     return {"xh1": torch.cat(rows, 0)}
 
 
-def _structural_params(layout: str, key: str, n_in: int, h: int, bias: bool) -> int:
+def structural_params(layout: str, key: str, n_in: int, h: int, bias: bool) -> int:
     """Entries of a layout matrix that hold a parameter (the fused zero blocks do not)."""
     if layout == "fused":
         return 3 * h * (n_in + h) + (4 * h if bias else 0)
@@ -346,7 +346,7 @@ class CrossbarGRU(nn.Module):
             for key, m in gru_matrices(gru, layer, layout).items():
                 mats[key] = CrossbarMatrix.from_matrix(
                     m.detach(), config, trials=trials, seed=layer_seed(seed, idx), bits=bits, granularity=gran,
-                    groups=4 if key == "xh1" else 3, n_params=_structural_params(layout, key, n_in, h, gru.bias))
+                    groups=4 if key == "xh1" else 3, n_params=structural_params(layout, key, n_in, h, gru.bias))
                 idx += 1
             layers.append(mats)
         if isinstance(gru, QuantGRU):

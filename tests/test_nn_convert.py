@@ -250,3 +250,19 @@ def test_hardware_aware_training_mode_and_program():
     assert noisy(x).shape == (4, 5, 4)
     ref = net[3].weight.detach() * 2
     assert torch.allclose(noisy[3].crossbar.weights()[0], ref.t(), atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.GRU(3, 4, batch_first=True), lambda: nn.Conv1d(3, 4, 2),
+                                  lambda: nn.LSTM(3, 4, batch_first=True)])
+def test_convert_a_single_layer_and_reprogram(make):
+    torch.manual_seed(0)
+    layer = make().double()
+    x = torch.randn(2, 3, 5, dtype=torch.float64) if isinstance(layer, nn.Conv1d) else torch.randn(2, 5, 3, dtype=torch.float64)
+    hw = convert(layer, trials=2)
+    ref = layer(x)
+    out = hw(x)
+    out, ref = (out[0], ref[0]) if isinstance(out, tuple) else (out, ref)
+    assert torch.allclose(out, ref.expand_as(out), atol=1e-12)
+    program(hw, CrossbarConfig(nonidealities=[DeviceVariation(0.1)]), trials=3, seed=1)
+    out3 = hw(x)
+    assert (out3[0] if isinstance(out3, tuple) else out3).shape[0] == 3

@@ -102,12 +102,13 @@ def arrays(module: nn.Module) -> list[CrossbarMatrix]:
 
 
 def crossbar_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, layer)`` of every module that owns crossbar arrays directly (the converted layers)."""
-    out = []
+    """``(name, layer)`` of every converted layer: the outermost modules with arrays and a
+    ``program`` method (a :class:`CrossbarGRUNet` counts once, not its inner GRU)."""
+    out: list[tuple[str, nn.Module]] = []
     for name, m in model.named_modules():
-        if isinstance(m, CrossbarMatrix) or not arrays(m):
+        if isinstance(m, CrossbarMatrix) or not callable(getattr(m, "program", None)) or not arrays(m):
             continue
-        if not any(isinstance(c, CrossbarMatrix) for c in m.children()):
+        if any(name == n or name.startswith(n + ".") or not n for n, _ in out):
             continue
         out.append((name, m))
     return out
@@ -129,7 +130,7 @@ def _add_trial_dim(module, args, kwargs):
 
 def _expand_trials(module, args, kwargs, output):
     """Forward hook of a converted model: a size-1 trial dimension of the output becomes ``T``."""
-    t = getattr(module, "trials", 1)
+    t = getattr(module, "converted_trials", 1)
     if isinstance(output, torch.Tensor) and output.shape[0] == 1 and t > 1 and not module.training:
         return output.expand(t, *output.shape[1:])
     return None
@@ -188,8 +189,8 @@ def convert(model: nn.Module, config: CrossbarConfig | None = None, trials: int 
         return module
 
     out = visit("", model)
-    out.trials = trials
     if out is model or isinstance(out, TrialFold):  # a converted single layer takes (B, …) itself
+        out.converted_trials = trials
         out.register_forward_pre_hook(_add_trial_dim, with_kwargs=True)
         out.register_forward_hook(_expand_trials, with_kwargs=True)
     out.eval()
@@ -221,6 +222,6 @@ def program(model: nn.Module, config: CrossbarConfig | None = None, trials: int 
             raise TypeError(f"{name}: {type(layer).__name__} has no program() to write trained weights")
         layer.program(seed=layer_seed(seed, index), config=cfg, trials=trials)
         index += n
-    if trials is not None:
-        model.trials = trials
+    if trials is not None and hasattr(model, "converted_trials"):
+        model.converted_trials = trials
     return model.eval()

@@ -32,7 +32,8 @@ Classes:
   :class:`~memristive.quant.QuantConfig` and/or :class:`~memristive.quant.WeightNoise`, runs the
   crossbar math in software: fake-quantized crossbar matrices, weight noise in training, activation
   quantizers. Without them it *is* ``nn.GRU`` (fast fused kernel).
-* :class:`CrossbarMatrix` -- one matrix on a :class:`~memristive.crossbar.Crossbar` plus column scales.
+* :class:`CrossbarMatrix` (defined in :mod:`.base`, shared by every crossbar layer) -- one matrix on a
+  :class:`~memristive.crossbar.Crossbar` plus column scales.
 * :class:`CrossbarGRU` -- the converted multi-layer GRU, batched over sequences and Monte Carlo
   trials: input ``(B, L, in)`` (shared by all trials) or ``(T, B, L, in)``, output
   ``(T, B, L, h)`` and final states ``(T, layers, B, h)``. Ideal and unquantized it equals ``nn.GRU``.
@@ -53,7 +54,7 @@ import torch
 from torch import nn
 
 from ..config import check
-from ..crossbar import Crossbar, CrossbarConfig
+from ..crossbar import CrossbarConfig
 from ..quant import ActQuant, QuantConfig, QuantLinear, WeightNoise, quantize_weight
 from .base import CrossbarMatrix, layer_seed, register_converter
 

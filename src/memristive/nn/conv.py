@@ -72,15 +72,14 @@ def _pads(padding, kernel, dilation) -> tuple[int, int, int, int]:
     return (pw, pw, ph, ph)
 
 
-class _CrossbarConvNd(nn.Module):
+class _CrossbarConvNd(CrossbarMatrix):
     """Shared implementation (2-D internally; ``Conv1d`` has height 1)."""
 
     _dims = 2
 
     def __init__(self, array: CrossbarMatrix, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding,
                  dilation, groups: int, padding_mode: str) -> None:
-        super().__init__()
-        self.array = array
+        super().__init__(array.crossbar, array.scale, array.n_params, array.bits, array.granularity, array.groups)
         self.weight = nn.Parameter(weight.detach().clone())
         self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
         self.stride, self.padding, self.dilation = stride, padding, dilation
@@ -100,10 +99,6 @@ class _CrossbarConvNd(nn.Module):
                                            seed=seed, bits=bits)
         return cls(array, w, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
 
-    @property
-    def crossbar(self):
-        return self.array.crossbar
-
     def matrix(self) -> torch.Tensor:
         return conv_matrix(self.weight, self.groups)
 
@@ -113,7 +108,7 @@ class _CrossbarConvNd(nn.Module):
         """Program kernel ``w`` (default: the trained ``weight``) onto new device instances."""
         if w is not None:
             self.weight.copy_(w)
-        self.array.program(self.matrix(), config=config, trials=trials, seed=self.crossbar.seed if seed is None else seed)
+        super().program(self.matrix(), config=config, trials=trials, seed=self.crossbar.seed if seed is None else seed)
 
     # -- 2-D geometry (Conv1d maps onto height 1)
     def _geometry(self):
@@ -134,7 +129,7 @@ class _CrossbarConvNd(nn.Module):
             x = x.unsqueeze(3)  # (T|1, B, C, 1, L)
         kernel, stride, padding, dilation = self._geometry()
         pads = _pads(padding, kernel, dilation)
-        p = self.array.programmed(self.matrix() if self.training else None)
+        p = self.programmed(self.matrix() if self.training else None)
         conv_pad = (0, 0)
         if p.linear and self.padding_mode == "zeros" and pads[0] == pads[1] and pads[2] == pads[3]:
             conv_pad, pads = (pads[2], pads[0]), (0, 0, 0, 0)  # zero padding inside the convolution

@@ -106,7 +106,7 @@ def crossbar_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ``program`` method (a :class:`CrossbarGRUNet` counts once, not its inner GRU)."""
     out: list[tuple[str, nn.Module]] = []
     for name, m in model.named_modules():
-        if isinstance(m, CrossbarMatrix) or not callable(getattr(m, "program", None)) or not arrays(m):
+        if type(m) is CrossbarMatrix or not callable(getattr(m, "program", None)) or not arrays(m):
             continue
         if any(name == n or name.startswith(n + ".") or not n for n, _ in out):
             continue

@@ -34,7 +34,7 @@ def mlp(sizes: list[int] | tuple[int, ...], activation: str = "abs", bias: bool 
     return nn.Sequential(*layers)
 
 
-class CrossbarLinear(nn.Module):
+class CrossbarLinear(CrossbarMatrix):
     """A linear layer whose matmul runs on a :class:`Crossbar` (all Monte Carlo trials at once).
 
     Input ``(B, in)`` or ``(T, B, in)``; output ``(T, B, out)``; any further leading dimensions
@@ -45,8 +45,7 @@ class CrossbarLinear(nn.Module):
     """
 
     def __init__(self, array: CrossbarMatrix, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
-        super().__init__()
-        self.array = array
+        super().__init__(array.crossbar, array.scale, array.n_params, array.bits, array.granularity, array.groups)
         self.weight = nn.Parameter(weight.detach().clone())
         self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
 
@@ -56,11 +55,6 @@ class CrossbarLinear(nn.Module):
         w = linear.weight.detach()
         array = CrossbarMatrix.from_matrix(w.t(), config or CrossbarConfig(), trials=trials, seed=seed, bits=bits)
         return cls(array, w, linear.bias)
-
-    @property
-    def crossbar(self):
-        """The programmed :class:`~memristive.crossbar.Crossbar` (``(in, out)`` weights or codes)."""
-        return self.array.crossbar
 
     @property
     def in_features(self) -> int:
@@ -81,13 +75,13 @@ class CrossbarLinear(nn.Module):
         ``weight``) onto new device instances (``config``/``trials`` default to the current ones)."""
         if w is not None:
             self.weight.copy_(w)
-        self.array.program(self.weight.t(), config=config, trials=trials, seed=self.crossbar.seed if seed is None else seed)
+        super().program(self.weight.t(), config=config, trials=trials, seed=self.crossbar.seed if seed is None else seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() > 3:  # (T, B, ..., in): fold the extra dimensions into the batch
             y = self.forward(x.reshape(x.shape[0], -1, x.shape[-1]))
             return y.reshape(y.shape[0], *x.shape[1:-1], y.shape[-1])
-        p = self.array.programmed(self.matrix() if self.training else None)
+        p = self.programmed(self.matrix() if self.training else None)
         if self.training and p.linear:
             x3 = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])
             y = torch.matmul(x3, p.weights())

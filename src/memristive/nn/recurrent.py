@@ -72,10 +72,6 @@ class _CrossbarRecurrent(nn.Module):
     def trials(self) -> int:
         return self.arrays[0].trials
 
-    @property
-    def crossbar(self):
-        return self.arrays[0].crossbar
-
     @torch.no_grad()
     def program(self, seed: int = 0, config: CrossbarConfig | None = None, trials: int | None = None) -> None:
         """Program the trained parameters onto new device instances (array ``k`` gets ``layer_seed(seed, k)``)."""

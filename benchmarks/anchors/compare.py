@@ -123,7 +123,7 @@ def linears(model: nn.Module) -> list[nn.Linear]:
 def build_memristive(model, ph: Physics, full_scales, read_mode: str | None, trials: int = 1, seed: int = 1,
                      adc: bool = True, prog: bool = True):
     cfg = CrossbarConfig(
-        device="ti-alox-taox",
+        memristor="ti-alox-taox",
         nonidealities=[Fluctuation(sigma=ph.prog)] if (prog and ph.prog > 0) else [],
         read_noise=ReadNoise(sigma=ph.read, mode=read_mode) if read_mode else None,
     )

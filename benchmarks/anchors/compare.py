@@ -30,18 +30,21 @@ layer, no tiling):
   (``forward.w_noise not supported in torch tile``): its row runs without it;
 * read noise, relative: std ``--read`` × G per device per read (memristive ``mode="relative"``;
   CrossSim ``NormalProportionalDevice``). aihwkit has no such weight-noise type; no aihwkit row.
-  CrossSim redraws a noise matrix per input vector, so its row times ``--slow-inputs`` inputs and
-  scales the time to 10,000 (marked "extrapolated");
-* 100 instances: memristive programs 100 Monte Carlo instances as one batched crossbar and runs one
-  pass (programming timed separately); the anchors loop: re-program (fresh programming noise), then a
-  full pass, for ``--loop`` instances, scaled to 100 (marked "extrapolated" when ``--loop`` < 100);
+  CrossSim draws read noise (either kind) as a fresh conductance matrix per input vector, so its
+  read-noise rows time ``--slow-inputs`` inputs and scale the time to all inputs (marked in the
+  note); a CrossSim row without read noise (programming error + ADC only) runs on all inputs;
+* N instances (``--instances``, default 100): memristive programs them as one batched Monte Carlo
+  crossbar and runs one pass (the programming time is given in the note); the anchors loop:
+  re-program (a fresh programming-noise draw), then a full pass, for ``--loop`` instances, scaled to
+  N (marked in the note). CrossSim loops without read noise (with it, one instance already takes
+  thousands of digital passes);
 * training: one epoch of 10,000 MNIST training images, batch 100, cross-entropy. aihwkit
   ``AnalogSGD(lr=0.1)`` on ``SingleRPUConfig(device=ConstantStepDevice())`` (its C++ pulsed update);
   memristive's in-situ trainer ``InSituMLP`` (pulse-level updates of VTEAM pairs with device noise,
   schemes ``baseline`` and ``dtga``) — different device physics, the same network, data and batch;
   ratios against a digital ``torch.optim.SGD`` epoch of the same network.
 
-Physics check (``--check``, on by default): with programming and read noise off, the three tools'
+Physics check (skip with ``--no-check``): with programming and read noise off, the three tools'
 outputs for the same inputs must agree to within one ADC step on nearly all outputs; the script
 prints the fraction of outputs within one step of memristive's.
 """
@@ -69,6 +72,7 @@ from memristive.devices import preset
 from memristive.nn import convert
 from memristive.nonideal import Fluctuation, ReadNoise
 
+USE = {"aihwkit": True, "crosssim": True}  # tools in this run (--without)
 BITS = 8
 QMAX = 2 ** (BITS - 1) - 1  # 127: signed converter, 255 levels
 
@@ -268,11 +272,11 @@ def run_pass(m, batches) -> None:
         m(b)
 
 
-def rounds(funcs: dict, repeats: int, digital: str = "digital") -> dict:
-    """Warm up each, then ``repeats`` rounds of every function in turn. Returns per-name times and the
-    per-round ratio to ``digital``."""
-    for f in funcs.values():
-        f()
+def rounds(funcs: dict, repeats: int, digital: str = "digital", warm: dict | None = None) -> dict:
+    """Warm up each (with ``warm[name]`` where given: a cheaper call), then ``repeats`` rounds of every
+    function in turn. Returns per-name times and the per-round ratio to ``digital``."""
+    for k, f in funcs.items():
+        (warm or {}).get(k, f)()
     times: dict[str, list[float]] = {k: [] for k in funcs}
     for _ in range(repeats):
         for k, f in funcs.items():
@@ -293,11 +297,12 @@ def physics_check(model, ph, fs, x) -> list[dict]:
     with torch.no_grad():
         ref = build_memristive(model, ph, fs, None, prog=False)(x)[0]
         step = fs[-1] / QMAX
-        outs = {
-            "aihwkit torch tile": build_aihwkit(model, ph, fs, "torch", False, prog=False)(x),
-            "aihwkit C++ tile": build_aihwkit(model, ph, fs, "cpp", False, prog=False)(x),
-            "CrossSim": build_crosssim(model, ph, fs, None, prog=False)(x),
-        }
+        outs = {}
+        if USE["aihwkit"]:
+            outs["aihwkit torch tile"] = build_aihwkit(model, ph, fs, "torch", False, prog=False)(x)
+            outs["aihwkit C++ tile"] = build_aihwkit(model, ph, fs, "cpp", False, prog=False)(x)
+        if USE["crosssim"]:
+            outs["CrossSim"] = build_crosssim(model, ph, fs, None, prog=False)(x)
         rows = []
         for name, y in outs.items():
             d = (y.float() - ref).abs()
@@ -314,10 +319,13 @@ def inference_workloads(model, ph, fs, x, args) -> dict:
 
     mem_add = build_memristive(model, ph, fs, "range")
     mem_rel = build_memristive(model, ph, fs, "relative")
-    aih_torch = build_aihwkit(model, ph, fs, "torch", read_noise=False)
-    aih_cpp = build_aihwkit(model, ph, fs, "cpp", read_noise=True)
-    cs_add = build_crosssim(model, ph, fs, "range")
-    cs_rel = build_crosssim(model, ph, fs, "relative")
+    if USE["aihwkit"]:
+        aih_torch = build_aihwkit(model, ph, fs, "torch", read_noise=False)
+        aih_cpp = build_aihwkit(model, ph, fs, "cpp", read_noise=True)
+    if USE["crosssim"]:
+        cs_add = build_crosssim(model, ph, fs, "range")
+        cs_noread = build_crosssim(model, ph, fs, None)
+        cs_rel = build_crosssim(model, ph, fs, "relative")
 
     t0 = time.perf_counter()
     mem_many = build_memristive(model, ph, fs, "range", trials=args.instances)
@@ -333,24 +341,31 @@ def inference_workloads(model, ph, fs, x, args) -> dict:
                 run_pass(m, batches)
         return f
 
-    funcs = {
-        "digital": lambda: run_pass(model, batches),
-        "mem_add": lambda: run_pass(mem_add, batches),
-        "aih_torch_add": lambda: run_pass(aih_torch, batches),
-        "aih_cpp_add": lambda: run_pass(aih_cpp, batches),
-        "cs_add": lambda: run_pass(cs_add, batches),
-        "mem_rel": lambda: run_pass(mem_rel, batches),
-        "cs_rel": lambda: run_pass(cs_rel, slow_batches),
-        "mem_many": lambda: run_pass(mem_many, batches),
-        "aih_torch_many": looped(aih_torch, aihwkit_reprogram),
-        "aih_cpp_many": looped(aih_cpp, aihwkit_reprogram),
-        "cs_many": looped(cs_add, crosssim_reprogram),
-    }
-    res = rounds(funcs, args.repeats)
-    for k in ("cs_rel",):
-        res[k].update(extrapolated_from_inputs=n_slow, scale=slow_scale)
+    funcs = {"digital": lambda: run_pass(model, batches), "mem_add": lambda: run_pass(mem_add, batches)}
+    if USE["aihwkit"]:
+        funcs["aih_torch_add"] = lambda: run_pass(aih_torch, batches)
+        funcs["aih_cpp_add"] = lambda: run_pass(aih_cpp, batches)
+    if USE["crosssim"]:
+        funcs["cs_add"] = lambda: run_pass(cs_add, slow_batches)
+        funcs["cs_noread"] = lambda: run_pass(cs_noread, batches)
+    funcs["mem_rel"] = lambda: run_pass(mem_rel, batches)
+    if USE["crosssim"]:
+        funcs["cs_rel"] = lambda: run_pass(cs_rel, slow_batches)
+    funcs["mem_many"] = lambda: run_pass(mem_many, batches)
+    if USE["aihwkit"]:
+        funcs["aih_torch_many"] = looped(aih_torch, aihwkit_reprogram)
+        funcs["aih_cpp_many"] = looped(aih_cpp, aihwkit_reprogram)
+    if USE["crosssim"]:
+        funcs["cs_many"] = looped(cs_noread, crosssim_reprogram)
+    one = batches[:1]
+    res = rounds(funcs, args.repeats, warm={"cs_add": lambda: run_pass(cs_add, one),
+                                            "cs_rel": lambda: run_pass(cs_rel, one)})
+    for k in ("cs_add", "cs_rel"):
+        if k in res:
+            res[k].update(extrapolated_from_inputs=n_slow, scale=slow_scale)
     for k in ("aih_torch_many", "aih_cpp_many", "cs_many"):
-        res[k].update(extrapolated_from_instances=loop, scale=loop_scale)
+        if k in res:
+            res[k].update(extrapolated_from_instances=loop, scale=loop_scale)
     for k, v in res.items():
         s = v.get("scale", 1.0)
         v["median_s"] *= s
@@ -362,10 +377,6 @@ def inference_workloads(model, ph, fs, x, args) -> dict:
 
 
 def training_workloads(x, y, args) -> dict:
-    from aihwkit.nn import AnalogLinear
-    from aihwkit.optim import AnalogSGD
-    from aihwkit.simulator.configs import SingleRPUConfig
-    from aihwkit.simulator.configs.devices import ConstantStepDevice
     from memristive.config import from_dict
     from memristive.methods.dtga import InSituConfig, InSituMLP
 
@@ -381,10 +392,6 @@ def training_workloads(x, y, args) -> dict:
 
     dig = make_mlp(0)
     dig_opt = torch.optim.SGD(dig.parameters(), lr=0.1)
-    rpu = SingleRPUConfig(device=ConstantStepDevice())
-    aih = nn.Sequential(AnalogLinear(784, 256, rpu_config=rpu), nn.ReLU(), AnalogLinear(256, 10, rpu_config=rpu))
-    aih_opt = AnalogSGD(aih.parameters(), lr=0.1)
-    aih_opt.regroup_param_groups(aih)
 
     def insitu(scheme):
         cfg = from_dict(InSituConfig, dict(sizes=[784, 256, 10], w_max=[1.0, 4.0], update=dict(scheme=scheme)))
@@ -392,12 +399,20 @@ def training_workloads(x, y, args) -> dict:
         gen = torch.Generator().manual_seed(0)
         return lambda: m.train_epoch(x, y, gen, progress=False)
 
-    funcs = {
-        "digital": lambda: sgd_epoch(dig, dig_opt),
-        "aih_sgd": lambda: sgd_epoch(aih, aih_opt),
-        "mem_insitu_baseline": insitu("baseline"),
-        "mem_insitu_dtga": insitu("dtga"),
-    }
+    funcs = {"digital": lambda: sgd_epoch(dig, dig_opt)}
+    if USE["aihwkit"]:
+        from aihwkit.nn import AnalogLinear
+        from aihwkit.optim import AnalogSGD
+        from aihwkit.simulator.configs import SingleRPUConfig
+        from aihwkit.simulator.configs.devices import ConstantStepDevice
+
+        rpu = SingleRPUConfig(device=ConstantStepDevice())
+        aih = nn.Sequential(AnalogLinear(784, 256, rpu_config=rpu), nn.ReLU(), AnalogLinear(256, 10, rpu_config=rpu))
+        aih_opt = AnalogSGD(aih.parameters(), lr=0.1)
+        aih_opt.regroup_param_groups(aih)
+        funcs["aih_sgd"] = lambda: sgd_epoch(aih, aih_opt)
+    funcs["mem_insitu_baseline"] = insitu("baseline")
+    funcs["mem_insitu_dtga"] = insitu("dtga")
     return rounds(funcs, max(1, args.train_repeats))
 
 
@@ -407,12 +422,13 @@ LABELS = {
     "aih_torch_add": ("one noisy instance, additive read noise", "aihwkit torch tile", "no read noise: cannot be expressed"),
     "aih_cpp_add": ("one noisy instance, additive read noise", "aihwkit C++ tile", ""),
     "cs_add": ("one noisy instance, additive read noise", "CrossSim", ""),
+    "cs_noread": ("one noisy instance, additive read noise", "CrossSim", "no read noise (CrossSim redraws it per input vector)"),
     "mem_rel": ("one noisy instance, relative read noise", "memristive", ""),
     "cs_rel": ("one noisy instance, relative read noise", "CrossSim", ""),
-    "mem_many": ("100 instances (additive read noise)", "memristive", "one batched pass"),
-    "aih_torch_many": ("100 instances (additive read noise)", "aihwkit torch tile", "looped; no read noise"),
-    "aih_cpp_many": ("100 instances (additive read noise)", "aihwkit C++ tile", "looped"),
-    "cs_many": ("100 instances (additive read noise)", "CrossSim", "looped"),
+    "mem_many": ("N instances (additive read noise)", "memristive", "one batched pass"),
+    "aih_torch_many": ("N instances (additive read noise)", "aihwkit torch tile", "looped; no read noise"),
+    "aih_cpp_many": ("N instances (additive read noise)", "aihwkit C++ tile", "looped"),
+    "cs_many": ("N instances (additive read noise)", "CrossSim", "looped; no read noise"),
 }
 TRAIN_LABELS = {
     "digital": ("one training epoch, 10k samples", "digital torch SGD", ""),
@@ -453,9 +469,11 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=10_000)
     ap.add_argument("--instances", type=int, default=100)
     ap.add_argument("--loop", type=int, default=20, help="instances the anchors actually loop over (scaled to --instances)")
-    ap.add_argument("--slow-inputs", type=int, default=200, help="inputs CrossSim's per-vector relative read noise runs on")
+    ap.add_argument("--slow-inputs", type=int, default=100, help="inputs CrossSim's per-vector read-noise rows run on (scaled to --inputs)")
     ap.add_argument("--prog", type=float, default=0.05, help="programming variation std / (G_max - G_min)")
     ap.add_argument("--read", type=float, default=0.02, help="read-noise std / (G_max - G_min) or / G")
+    ap.add_argument("--without", nargs="*", default=[], choices=["aihwkit", "crosssim"],
+                    help="leave a tool out (e.g. while aihwkit is still compiling); its rows are absent")
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--out", default="runs/anchors")
@@ -469,11 +487,15 @@ def main() -> None:
     import importlib.metadata as md
 
     try:
-        import aihwkit  # noqa: F401
-        import simulator  # noqa: F401
+        if "aihwkit" not in args.without:
+            import aihwkit  # noqa: F401
+        if "crosssim" not in args.without:
+            import simulator  # noqa: F401
     except ImportError as e:
         sys.exit(f"compare.py needs aihwkit and CrossSim ({e}); build them with `make anchors` and run with "
-                 ".venv-anchors/bin/python")
+                 ".venv-anchors/bin/python (or leave a tool out with --without)")
+    global USE
+    USE = {"aihwkit": "aihwkit" not in args.without, "crosssim": "crosssim" not in args.without}
     from memristive.experiments.runner import RunFolder
 
     dev = preset("ti-alox-taox")
@@ -482,12 +504,18 @@ def main() -> None:
     model = make_mlp(0)
     fs = adc_full_scales(model, x[:500])
 
-    info = dict(versions=dict(torch=torch.__version__, aihwkit=md.version("aihwkit"), crosssim=md.version("CrossSim"),
+    def ver(name):
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return None
+
+    info = dict(versions=dict(torch=torch.__version__, aihwkit=ver("aihwkit"), crosssim=ver("CrossSim"),
                               memristive=memristive.__version__, python=platform.python_version()),
                 data=source, inputs=len(x), batch=args.batch, physics=ph.__dict__, adc_full_scale_weight_units=fs,
                 args=vars(args), cpu_count=os.cpu_count())
     out = RunFolder(args.out, "anchors", info)
-    print(f"[compare] data: {source}; torch {torch.__version__}, aihwkit {info['versions']['aihwkit']}, "
+    print(f"[compare] data: {source}; torch {torch.__version__}, aihwkit {info['versions']['aihwkit'] if USE['aihwkit'] else '(left out)'}, "
           f"CrossSim {info['versions']['crosssim']}; ADC full scale (weight units) {[round(f, 3) for f in fs]}")
 
     if not args.no_check:
@@ -506,6 +534,7 @@ def main() -> None:
         res = inference_workloads(model, ph, fs, x, args)
         for k, v in res.items():
             w, tool, note = LABELS[k]
+            w = w.replace("N instances", f"{args.instances} instances")
             if k == "digital":
                 tool = "digital torch"
             extra = ""
@@ -514,7 +543,7 @@ def main() -> None:
             if "extrapolated_from_instances" in v:
                 extra = f"; {v['extrapolated_from_instances']} looped, scaled ×{v['scale']:.0f}"
             if "program_s" in v:
-                extra = f"; programming the 100 instances: {v['program_s']:.2f} s more"
+                extra = f"; programming the {args.instances} instances: {v['program_s']:.2f} s more"
             rows.append(dict(workload=w, tool=tool, note=(note + extra).lstrip("; "), threads=thr, key=k,
                              load=load0, **{kk: vv for kk, vv in v.items() if kk != "times"}, times=v["times"]))
         if not args.no_train:

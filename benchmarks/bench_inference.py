@@ -1,6 +1,6 @@
 """Inference benchmark: 784x256x10 MLP on 10,000 inputs in batches of 100 (plain script, prints a table).
 
-    .venv/bin/python benchmarks/bench_inference.py [--threads 1 2] [--repeats 5] [--trials 100]
+    .venv/bin/python benchmarks/bench_inference.py [--threads 1 2] [--repeats 5] [--trials 100] [--device cuda]
 
 Rows (one device instance = lognormal variation + stuck-at faults + static 8-bit ADC + read noise):
 one instance with additive read noise (``mode: range``), one with relative read noise, and 100 Monte
@@ -16,6 +16,7 @@ is against the digital torch pass measured in the same round and is printed besi
   noise, no converters), × digital — what the floor costs on this machine; the rest is overhead.
 
 Times are medians over ``--repeats`` rounds; in each round every workload runs once, in turn.
+``--device cuda`` runs the same code on a GPU (``--threads`` then only sets the host's torch threads).
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ from memristive.nn import convert
 from memristive.nonideal import Lognormal, ReadNoise, StuckAt
 
 
-def rounds(funcs: dict, repeats: int) -> dict[str, list[float]]:
+def rounds(funcs: dict, repeats: int, sync=lambda: None) -> dict[str, list[float]]:
     for f in funcs.values():  # warm-up
         f()
     times: dict[str, list[float]] = {k: [] for k in funcs}
     for _ in range(repeats):
         for k, f in funcs.items():
+            sync()
             t0 = time.perf_counter()
             f()
+            sync()
             times[k].append(time.perf_counter() - t0)
     return times
 
@@ -50,12 +53,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     args = ap.parse_args()
+    try:
+        dev = torch.device(args.device)
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError) as e:
+        ap.error(f"--device={args.device!r}: not usable here ({e})")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     if args.repeats < 1 or args.trials < 1 or any(t < 1 for t in args.threads):
         ap.error(f"--repeats={args.repeats}, --trials={args.trials}, --threads={args.threads}: all must be >= 1")
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).eval()
-    x = torch.rand(10_000, 784)
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).eval().to(dev)
+    x = torch.rand(10_000, 784).to(dev)
     batches = x.split(100)
     T = args.trials
 
@@ -83,8 +93,8 @@ def main() -> None:
             m(b)
 
     # the bare arithmetic of each workload: GEMMs of the same shapes, nothing else
-    w1, w2 = torch.randn(784, 256), torch.randn(256, 10)
-    w1T, w2T = torch.randn(784, T * 256), torch.randn(T, 256, 10)
+    w1, w2 = torch.randn(784, 256, device=dev), torch.randn(256, 10, device=dev)
+    w1T, w2T = torch.randn(784, T * 256, device=dev), torch.randn(T, 256, 10, device=dev)
 
     @torch.no_grad()
     def gemm(n_mm: int, trials: int):
@@ -110,7 +120,8 @@ def main() -> None:
         ("rel", "1 instance, relative read noise", 2.0, 2.3, "g2"),
         ("many", f"{T} instances, one batched pass (additive)", float(T), 1.15 * T, "gT"),
     ]
-    print("\n784x256x10 MLP, 10,000 inputs, batch 100; each instance: lognormal 0.1 + stuck-at 1%+1% + static 8-bit ADC"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    print(f"\n{name}, torch {torch.__version__}: 784x256x10 MLP, 10,000 inputs, batch 100; each instance: lognormal 0.1 + stuck-at 1%+1% + static 8-bit ADC"
           " + read noise 0.02")
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -118,10 +129,10 @@ def main() -> None:
         times = rounds({
             "dig": lambda: run(model), "add": lambda: run(hw_add), "rel": lambda: run(hw_rel),
             "many": lambda: run(hw_many), "g1": gemm(1, 1), "g2": gemm(2, 1), "gT": gemm(1, T),
-        }, args.repeats)
+        }, args.repeats, sync)
         ratio = {k: statistics.median(t / d for t, d in zip(ts, times["dig"])) for k, ts in times.items()}
         med = {k: statistics.median(ts) for k, ts in times.items()}
-        print(f"\n{threads} thread(s), load average {load:.2f} -> {os.getloadavg()[0]:.2f}, median of {args.repeats}")
+        print(f"\n{threads} host thread(s), load average {load:.2f} -> {os.getloadavg()[0]:.2f}, median of {args.repeats}")
         print(f"{'workload':48s} {'time (s)':>9s} {'x digital':>10s} {'floor':>7s} {'GEMM':>7s} {'bar':>8s} {'met':>4s}")
         print(f"{'digital torch (nn.Linear)':48s} {med['dig']:9.3f} {1.0:10.2f}")
         for key, label, floor, bar, gk in rows:

@@ -16,8 +16,9 @@ layer, no tiling):
 
 * programming variation: additive Gaussian, std ``--prog`` × (G_max − G_min) per device
   (memristive ``Fluctuation``; CrossSim ``NormalIndependentDevice`` with magnitude scaled from its
-  G_max units; aihwkit ``StateIndependentNoiseModel(prog_coeff=[σ·ΔG µS, 0, 0])`` — aihwkit clamps
-  programmed conductances at 0 S, far below G_min here, so that clamp never acts);
+  G_max units; aihwkit ``StateIndependentNoiseModel(prog_coeff=[σ·ΔG µS, 0, 0])``). aihwkit clamps
+  programmed conductances at 0 S and the others do not: with σ = 5 % of 917 µS a device at
+  G_min = 83 µS falls below 0 with probability ≈ 3.5 %, a small physics difference (no effect on speed);
 * ADC: 8-bit signed, 255 levels over ±R (step R/127), saturating; R per layer is the largest
   |x·W| of the ideal layer (no bias) over the first 500 inputs, converted to each tool's units
   (volts for memristive, normalized outputs for aihwkit ``out_res=1/254, out_bound``, CrossSim

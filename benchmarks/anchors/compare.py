@@ -184,12 +184,16 @@ def build_aihwkit(model, ph: Physics, full_scales, tile: str, read_noise: bool, 
             setattr(analog, name, layers_out[i])
             i += 1
     analog.eval()
-    analog.program_analog_weights()
+    aihwkit_reprogram(analog)
     return analog
 
 
 def aihwkit_reprogram(analog) -> None:
-    analog.program_analog_weights()  # a fresh draw of programming noise from the stored targets
+    """A fresh draw of programming noise from the stored targets (drift and 1/f noise are off)."""
+    for m in analog.modules():
+        if hasattr(m, "program_analog_weights"):
+            m.program_analog_weights()
+            m.drift_analog_weights(0.0)
 
 
 # ---------------------------------------------------------------------------------------------- CrossSim

@@ -39,11 +39,12 @@ layer, no tiling):
   re-program (a fresh programming-noise draw), then a full pass, for ``--loop`` instances, scaled to
   N (marked in the note). CrossSim loops without read noise (with it, one instance already takes
   thousands of digital passes);
-* training: one epoch of 10,000 MNIST training images, batch 100, cross-entropy. aihwkit
-  ``AnalogSGD(lr=0.1)`` on ``SingleRPUConfig(device=ConstantStepDevice())`` (its C++ pulsed update);
-  memristive's in-situ trainer ``InSituMLP`` (pulse-level updates of VTEAM pairs with device noise,
-  schemes ``baseline`` and ``dtga``) — different device physics, the same network, data and batch;
-  ratios against a digital ``torch.optim.SGD`` epoch of the same network.
+* training: one epoch of 10,000 MNIST training images, batch 100, lr 0.1, cross-entropy, a bias-free
+  784x256x10 ReLU MLP. aihwkit ``AnalogSGD`` on ``SingleRPUConfig(device=ConstantStepDevice())`` (its
+  C++ pulsed update) beside memristive's ``AnalogSGD`` with the same device parameters (preset
+  ``aihwkit-constant-step``, stochastic pulse trains, one device pulsed per weight: the settings of
+  ``benchmarks/bench_analog.py``), and memristive's pulse-level DTGA trainer on VTEAM pairs
+  (``InSituMLP``, other device physics); ratios against a digital ``torch.optim.SGD`` epoch.
 
 Physics check (skip with ``--no-check``): with programming and read noise off, the three tools'
 outputs for the same inputs must agree to within one ADC step on nearly all outputs; the script
@@ -382,21 +383,49 @@ def inference_workloads(model, ph, fs, x, args) -> dict:
 
 
 def training_workloads(x, y, args) -> dict:
+    """One epoch (batch 100, lr 0.1, cross-entropy) of a bias-free 784x256x10 ReLU MLP: digital SGD,
+    memristive's analog SGD (the settings of ``benchmarks/bench_analog.py``: aihwkit's ConstantStep
+    device parameters, stochastic pulse trains, one device pulsed per weight), memristive's
+    pulse-level in-situ trainer on VTEAM pairs, and aihwkit's AnalogSGD on ConstantStepDevice."""
     from memristive.config import from_dict
+    from memristive.methods.analog_optim import AnalogSGD as MemAnalogSGD, trial_loss
     from memristive.methods.dtga import InSituConfig, InSituMLP
+    from memristive.nn import mlp
 
     loss_fn = nn.CrossEntropyLoss()
     xb, yb = x.split(args.batch), y.split(args.batch)
 
-    def sgd_epoch(model, opt):
+    def sgd_epoch(model, opt, loss=loss_fn):
         model.train()
         for a, b in zip(xb, yb):
             opt.zero_grad()
-            loss_fn(model(a), b).backward()
+            loss(model(a), b).backward()
             opt.step()
 
-    dig = make_mlp(0)
+    torch.manual_seed(0)
+    dig = mlp([784, 256, 10], "relu", bias=False)
     dig_opt = torch.optim.SGD(dig.parameters(), lr=0.1)
+    funcs = {"digital": lambda: sgd_epoch(dig, dig_opt)}
+
+    torch.manual_seed(0)
+    mem_cfg = CrossbarConfig(memristor="aihwkit-constant-step", mapping={"kind": "balanced", "w_max": 1.2})
+    mem = convert(mlp([784, 256, 10], "relu", bias=False), mem_cfg, trials=1, seed=0)
+    mem_opt = MemAnalogSGD(mem, lr=0.1, scheme="stochastic", seed=0, pair="pos")
+    funcs["mem_analog_sgd"] = lambda: sgd_epoch(mem, mem_opt, trial_loss)
+
+    if USE["aihwkit"]:
+        from aihwkit.nn import AnalogLinear
+        from aihwkit.optim import AnalogSGD
+        from aihwkit.simulator.configs import SingleRPUConfig
+        from aihwkit.simulator.configs.devices import ConstantStepDevice
+
+        torch.manual_seed(0)
+        rpu = SingleRPUConfig(device=ConstantStepDevice())
+        aih = nn.Sequential(AnalogLinear(784, 256, bias=False, rpu_config=rpu), nn.ReLU(),
+                            AnalogLinear(256, 10, bias=False, rpu_config=rpu))
+        aih_opt = AnalogSGD(aih.parameters(), lr=0.1)
+        aih_opt.regroup_param_groups(aih)
+        funcs["aih_sgd"] = lambda: sgd_epoch(aih, aih_opt)
 
     def insitu(scheme):
         cfg = from_dict(InSituConfig, dict(sizes=[784, 256, 10], w_max=[1.0, 4.0], update=dict(scheme=scheme)))
@@ -404,19 +433,6 @@ def training_workloads(x, y, args) -> dict:
         gen = torch.Generator().manual_seed(0)
         return lambda: m.train_epoch(x, y, gen, progress=False)
 
-    funcs = {"digital": lambda: sgd_epoch(dig, dig_opt)}
-    if USE["aihwkit"]:
-        from aihwkit.nn import AnalogLinear
-        from aihwkit.optim import AnalogSGD
-        from aihwkit.simulator.configs import SingleRPUConfig
-        from aihwkit.simulator.configs.devices import ConstantStepDevice
-
-        rpu = SingleRPUConfig(device=ConstantStepDevice())
-        aih = nn.Sequential(AnalogLinear(784, 256, rpu_config=rpu), nn.ReLU(), AnalogLinear(256, 10, rpu_config=rpu))
-        aih_opt = AnalogSGD(aih.parameters(), lr=0.1)
-        aih_opt.regroup_param_groups(aih)
-        funcs["aih_sgd"] = lambda: sgd_epoch(aih, aih_opt)
-    funcs["mem_insitu_baseline"] = insitu("baseline")
     funcs["mem_insitu_dtga"] = insitu("dtga")
     return rounds(funcs, max(1, args.train_repeats))
 
@@ -438,7 +454,7 @@ LABELS = {
 TRAIN_LABELS = {
     "digital": ("one training epoch, 10k samples", "digital torch SGD", ""),
     "aih_sgd": ("one training epoch, 10k samples", "aihwkit AnalogSGD", "ConstantStepDevice, C++ pulsed update"),
-    "mem_insitu_baseline": ("one training epoch, 10k samples", "memristive InSituMLP", "baseline pulses, VTEAM pairs"),
+    "mem_analog_sgd": ("one training epoch, 10k samples", "memristive AnalogSGD", "ConstantStep (aihwkit's parameters), stochastic pulses"),
     "mem_insitu_dtga": ("one training epoch, 10k samples", "memristive InSituMLP", "DTGA, VTEAM pairs"),
 }
 
@@ -479,7 +495,8 @@ def main() -> None:
     ap.add_argument("--read", type=float, default=0.02, help="read-noise std / (G_max - G_min) or / G")
     ap.add_argument("--without", nargs="*", default=[], choices=["aihwkit", "crosssim"],
                     help="leave a tool out (e.g. while aihwkit is still compiling); its rows are absent")
-    ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--no-train", action="store_true", help="leave out the training epochs")
+    ap.add_argument("--no-infer", action="store_true", help="leave out the inference workloads")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--out", default="runs/anchors")
     args = ap.parse_args()
@@ -536,7 +553,7 @@ def main() -> None:
         lim = set_threads(thr)
         load0 = os.getloadavg()[0]
         print(f"[compare] {thr} thread(s), load {load0:.2f}: inference ...", flush=True)
-        res = inference_workloads(model, ph, fs, x, args)
+        res = {} if args.no_infer else inference_workloads(model, ph, fs, x, args)
         for k, v in res.items():
             w, tool, note = LABELS[k]
             w = w.replace("N instances", f"{args.instances} instances")

@@ -552,7 +552,8 @@ def main() -> None:
     for thr in args.threads:
         lim = set_threads(thr)
         load0 = os.getloadavg()[0]
-        print(f"[compare] {thr} thread(s), load {load0:.2f}: inference ...", flush=True)
+        if not args.no_infer:
+            print(f"[compare] {thr} thread(s), load {load0:.2f}: inference ...", flush=True)
         res = {} if args.no_infer else inference_workloads(model, ph, fs, x, args)
         for k, v in res.items():
             w, tool, note = LABELS[k]

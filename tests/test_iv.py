@@ -50,11 +50,12 @@ def test_without_wires_every_cell_sees_its_driver():
     assert torch.allclose(nonlinear_currents(g, v, SinhIV(b)), expect, rtol=1e-14)
 
 
-def test_linear_iv_with_wires_equals_the_linear_solver():
+@pytest.mark.parametrize("r_row,r_col", [(2.0, 3.0), (2.0, 0.0), (0.0, 3.0)])
+def test_linear_iv_with_wires_equals_the_linear_solver(r_row, r_col):
     g = torch.stack([rand_tile(10, 6, s) for s in range(3)])
     v = 0.3 * torch.rand(3, 5, 10, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
-    out, iters = nonlinear_currents(g, v, None, 2.0, 3.0, return_iterations=True)
-    ref = v @ transfer_conductance(g, 2.0, 3.0)
+    out, iters = nonlinear_currents(g, v, None, r_row, r_col, return_iterations=True)
+    ref = v @ transfer_conductance(g, r_row, r_col)
     assert torch.allclose(out, ref, rtol=1e-11, atol=0)
     assert iters <= 2  # a linear network: one step, one to confirm
 
@@ -112,8 +113,6 @@ def test_newton_convergence_and_errors():
     assert 2 <= iters <= 8  # quadratic convergence from the ideal-crossbar start
     with pytest.raises(NewtonError, match="no convergence after 1 Newton steps"):
         nonlinear_currents(G, v, SinhIV(6.0), 5.0, 5.0, max_iter=1)
-    with pytest.raises(ConfigError, match="r_row=0.0, r_col=1.0"):
-        nonlinear_currents(G, v, SinhIV(1.0), 0.0, 1.0)
     with pytest.raises(ValueError, match="negative conductance"):
         nonlinear_currents(-G, v, SinhIV(1.0), 1.0, 1.0)
 
@@ -146,7 +145,8 @@ def test_netlist_uses_behavioural_sources():
 
 @needs_ngspice
 @pytest.mark.parametrize("R,C,r_row,r_col,b,v_max", [(16, 8, 0.0, 0.0, 4.0, 0.5), (16, 8, 2.0, 3.0, 4.0, 0.5),
-                                                     (32, 16, 1.0, 1.0, 6.0, 0.4), (24, 12, 5.0, 0.5, 2.0, 0.8)])
+                                                     (32, 16, 1.0, 1.0, 6.0, 0.4), (24, 12, 5.0, 0.5, 2.0, 0.8),
+                                                     (16, 8, 3.0, 0.0, 5.0, 0.5), (16, 8, 0.0, 3.0, 5.0, 0.5)])
 def test_newton_vs_ngspice_random_arrays(R, C, r_row, r_col, b, v_max):
     G = rand_tile(R, C, R * 31 + C)
     v = v_max * (2 * torch.rand(R, generator=torch.Generator().manual_seed(R + C), dtype=torch.float64) - 0.5)

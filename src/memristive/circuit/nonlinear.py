@@ -28,7 +28,9 @@ in closed form, :func:`memristive.circuit.irdrop.tridiag_inverse`)::
 leaving the block-tridiagonal system ``A_j x_j − g_r x_{j−1} − g_r x_{j+1} = b_j`` in the row nodes,
 eliminated from the open far end (``S_{C−1} = A_{C−1}``, ``S_j = A_j − g_r² S_{j+1}⁻¹``,
 ``y_j = b_j + g_r S_{j+1}⁻¹ y_{j+1}``) and swept forward (``x_j = S_j⁻¹ (y_j + g_r x_{j−1})``).
-Cost per Newton step ``≈ 3·R³·C`` flops per (tile, trial, input vector). The start is the ideal
+Cost per Newton step ``≈ 3·R³·C`` flops per (tile, trial, input vector). With ``r_col = 0`` the
+column nodes are the TIAs' virtual ground and every row is an independent chain (tridiagonal
+Jacobian ``g_r·T + diag(D_i:)``); with ``r_row = 0`` every column is one (``g_c·T + diag(D_:j)``). The start is the ideal
 crossbar (``u = V``, ``w = 0``); a step that does not reduce the largest residual is halved (up to
 30 times; the cell currents are monotone in V, the step is a descent direction). Iteration stops
 when the largest update is below ``rtol·max|V|``. float64 throughout.
@@ -40,7 +42,7 @@ import math
 
 import torch
 
-from ..config import ConfigError, check
+from ..config import check
 from ..devices.iv import iv_from_spec
 from .irdrop import tridiag_inverse
 
@@ -52,15 +54,32 @@ class NewtonError(RuntimeError):
 
 
 def _residual(u, w, v, g, iv, g_r, g_c):
+    """KCL residuals; a zero wire conductance means that kind of node is not an unknown (residual 0)."""
     vc = u - w
     i_cell = iv.current(vc, g)
-    left = torch.cat([v.unsqueeze(-1), u[..., :-1]], dim=-1)
-    f_u = g_r * (u - left) + i_cell
-    f_u[..., :-1] += g_r * (u[..., :-1] - u[..., 1:])
-    down = torch.cat([w[..., 1:, :], torch.zeros_like(w[..., :1, :])], dim=-2)
-    f_w = -i_cell + g_c * (w - down)
-    f_w[..., 1:, :] += g_c * (w[..., 1:, :] - w[..., :-1, :])
+    if g_r > 0:
+        left = torch.cat([v.unsqueeze(-1), u[..., :-1]], dim=-1)
+        f_u = g_r * (u - left) + i_cell
+        f_u[..., :-1] += g_r * (u[..., :-1] - u[..., 1:])
+    else:
+        f_u = torch.zeros_like(u)
+    if g_c > 0:
+        down = torch.cat([w[..., 1:, :], torch.zeros_like(w[..., :1, :])], dim=-2)
+        f_w = -i_cell + g_c * (w - down)
+        f_w[..., 1:, :] += g_c * (w[..., 1:, :] - w[..., :-1, :])
+    else:
+        f_w = torch.zeros_like(w)
     return f_u, f_w, vc
+
+
+def _chain_step(d, r, g_wire, far_open_last: bool):
+    """One wire kind only: independent chains along the last axis of ``d``/``r`` (…, n), matrix
+    ``g_wire·T + diag(d)`` with T the path Laplacian (degree 2, one end of degree 1)."""
+    n = d.shape[-1]
+    deg = torch.full((n,), 2.0, dtype=d.dtype, device=d.device)
+    deg[-1 if far_open_last else 0] = 1.0
+    inv = tridiag_inverse(g_wire * deg + d, g_wire)
+    return torch.matmul(inv, r.unsqueeze(-1)).squeeze(-1)
 
 
 def _newton_step(d, r_u, r_w, g_r, g_c):
@@ -94,8 +113,22 @@ def _newton_step(d, r_u, r_w, g_r, g_c):
 
 def _solve_wires(g, v, iv, r_row, r_col, rtol, max_iter):
     """Newton solve for a batch: g (S, R, C), v (S, R) -> column currents (S, C), iterations."""
-    g_r, g_c = 1.0 / r_row, 1.0 / r_col
+    g_r = 1.0 / r_row if r_row > 0 else 0.0
+    g_c = 1.0 / r_col if r_col > 0 else 0.0
     S, R, C = g.shape
+
+    def step_of(d, r_u, r_w):
+        if g_r > 0 and g_c > 0:
+            return _newton_step(d, r_u, r_w, g_r, g_c)
+        if g_r > 0:  # columns at the TIAs' virtual ground: every row is a chain, open at its far end
+            return _chain_step(d, r_u, g_r, far_open_last=True), torch.zeros_like(r_w)
+        # rows at their drivers: every column is a chain, open at the top, TIA below the last row
+        dw = _chain_step(d.transpose(1, 2), r_w.transpose(1, 2), g_c, far_open_last=False).transpose(1, 2)
+        return torch.zeros_like(r_u), dw
+
+    def column_currents(w, vc):
+        return g_c * w[:, R - 1, :] if g_c > 0 else iv.current(vc, g).sum(1)
+
     u = v.unsqueeze(-1).expand(S, R, C).clone()
     w = torch.zeros_like(u)
     vmax = v.abs().amax(dim=-1).clamp(min=1e-300)  # (S,)
@@ -104,7 +137,7 @@ def _solve_wires(g, v, iv, r_row, r_col, rtol, max_iter):
     active = torch.ones(S, dtype=torch.bool, device=g.device)
     for it in range(1, max_iter + 1):
         d = iv.differential(vc, g)
-        du, dw = _newton_step(d, -f_u, -f_w, g_r, g_c)
+        du, dw = step_of(d, -f_u, -f_w)
         lam = torch.ones(S, dtype=g.dtype, device=g.device)
         for _ in range(30):  # backtracking on the largest residual
             l3 = lam.view(S, 1, 1)
@@ -121,7 +154,7 @@ def _solve_wires(g, v, iv, r_row, r_col, rtol, max_iter):
         step = (lam * torch.maximum(du.abs().amax((1, 2)), dw.abs().amax((1, 2))))
         active = step > rtol * vmax
         if not bool(active.any()):
-            return g_c * w[:, R - 1, :], it
+            return column_currents(w, vc), it
     worst = float((step / vmax).max())
     raise NewtonError(f"nonlinear IR-drop solve: no convergence after {max_iter} Newton steps "
                       f"(largest relative update {worst:.3g}, need <= {rtol:g}); lower the nonlinearity or the "
@@ -135,7 +168,8 @@ def nonlinear_currents(g: torch.Tensor, v: torch.Tensor, iv=None, r_row: float =
 
     ``iv``: an I–V relation (:mod:`memristive.devices.iv`; ``None`` = ohmic). Without wire resistance the
     currents are ``Σ_i f(V_i, G_ij)``; with ``r_row > 0`` and ``r_col > 0`` the nonlinear network is
-    solved by Newton's method (see the module docstring). Leading dimensions of ``g`` and ``v`` broadcast
+    solved by Newton's method (see the module docstring; one wire resistance 0 merges those nodes into the
+    drivers or the TIAs, leaving independent chains). Leading dimensions of ``g`` and ``v`` broadcast
     (``v`` may also be just ``(B, R)``). ``max_values`` bounds one batched solve's float64 values.
     """
     iv = iv_from_spec(iv)
@@ -157,9 +191,6 @@ def nonlinear_currents(g: torch.Tensor, v: torch.Tensor, iv=None, r_row: float =
     if r_row == 0 and r_col == 0:
         out = torch.matmul(iv.shape(v.to(g.dtype)), g)
         return (out, 0) if return_iterations else out
-    if r_row == 0 or r_col == 0:
-        raise ConfigError(f"r_row={r_row}, r_col={r_col}: the nonlinear line-resistance solve needs both wire "
-                          "resistances > 0 (or both 0 for no wires)")
     lead = torch.broadcast_shapes(g.shape[:-2], v.shape[:-2])
     B = v.shape[-2]
     g64 = g.detach().to(torch.float64).expand(*lead, R, C).unsqueeze(-3).expand(*lead, B, R, C).reshape(-1, R, C)

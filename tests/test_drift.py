@@ -174,3 +174,19 @@ def test_configs_validate_and_build():
     assert isinstance(eff, RRAMRetention) and eff.sigma == 0.05
     with pytest.raises(ConfigError):
         build_time_effect({"kind": "pcm_drift", "bogus": 1})
+
+
+def test_drift_experiment_smoke(tmp_path):
+    from memristive.experiments.runner import run_experiment
+
+    results, _ = run_experiment("drift", out=tmp_path / "drift", quick=True,
+                                overrides=["n_train=600", "n_test=200", "trials=3", "times=[1.0, 315576000.0]"])
+    pts = results["metrics"]["points"]
+    assert len(pts) == 2 * 2 * 3
+    for model in ("pcm", "rram"):
+        for t in (1.0, 315576000.0):
+            by = {p["compensation"]: p for p in pts if p["model"] == model and p["time_s"] == t}
+            # bias-free Abs MLP: one scale per layer never changes the arg-max
+            assert by["global"]["mean"] == by["none"]["mean"]
+    pcm10 = [p for p in pts if p["model"] == "pcm" and p["time_s"] == 315576000.0 and p["compensation"] == "global"][0]
+    assert pcm10["layer1_alpha_mean"] > 1.5  # ten years of PCM drift: the periphery gains > 1.5x back

@@ -154,3 +154,17 @@ def test_newton_vs_ngspice_random_arrays(R, C, r_row, r_col, b, v_max):
     spice = simulate_tile(G, v, 1e3, r_row, r_col, iv=iv)
     sim = -1e3 * nonlinear_currents(G, v, iv, r_row, r_col)[0]
     assert ((sim - spice).abs() / spice.abs()).max() <= 1e-6
+
+
+def test_nonlinear_iv_experiment_smoke(tmp_path):
+    from memristive.experiments.runner import run_experiment
+
+    results, _ = run_experiment("nonlinear-iv", out=tmp_path / "nl", quick=True,
+                                overrides=["n_train=600", "n_test=200", "nonlinearities=[0.0, 4.0]",
+                                           "read_voltages=[0.2]", "wire_samples=1", "wire_tile=8",
+                                           "wire_nonlinearities=[0.0, 4.0]"])
+    pts = results["metrics"]["points"]
+    assert pts[0]["layer1_rel_error"] == 0.0 and pts[1]["layer1_rel_error"] > 0.01
+    wires = results["metrics"]["wires"]
+    assert all(w["layer1_rel_error_vs_ideal_ohmic"] > 0 for w in wires)
+    assert wires[1]["newton_iterations"] >= 2

@@ -119,3 +119,16 @@ def test_write_verify_effect_replaces_an_assumed_error():
         WriteVerify(step=2.0)
     with pytest.raises(ValueError, match="outside the device range"):
         write_verify(torch.tensor([2 * G1]), LinearPulse(G0, G1))
+
+
+def test_write_verify_experiment_smoke(tmp_path):
+    from memristive.experiments.runner import run_experiment
+
+    results, _ = run_experiment("write-verify", out=tmp_path / "wv", quick=True,
+                                overrides=["n_train=600", "n_test=200", "trials=1", "tolerances=[0.05, 0.01]",
+                                           "models=[linear]"])
+    pts = results["metrics"]["points"]
+    assert [p["tol"] for p in pts] == [0.05, 0.01]
+    for p in pts:
+        assert p["converged_fraction"] == 1.0 and p["max_error_rel"] <= p["tol"] * (1 + 1e-5)
+    assert pts[1]["rms_error_rel"] < pts[0]["rms_error_rel"] and pts[1]["energy_mean_J"] > 0

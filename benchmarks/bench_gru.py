@@ -26,7 +26,8 @@ import torch
 
 from memristive.crossbar import CrossbarConfig
 from memristive.nn import CrossbarGRU, GRUNet, QuantGRU
-from memristive.quant import DeviceVariation, QuantConfig, WeightNoise, calibration
+from memristive.nonideal import DeviceVariation
+from memristive.quant import QuantConfig, WeightNoise, calibration
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:

@@ -45,7 +45,7 @@ def main() -> None:
     batches = x.split(100)
 
     cfg = CrossbarConfig(
-        device="ti-alox-taox",
+        memristor="ti-alox-taox",
         nonidealities=[Lognormal(sigma=0.1), StuckAt(p_hrs=0.01, p_lrs=0.01)],
         read_noise=ReadNoise(sigma=0.02),
         adc=Converter(bits=8),

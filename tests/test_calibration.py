@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from memristive.config import ConfigError
-from memristive.crossbar import Crossbar, CrossbarConfig, Mapping
+from memristive.config import ConfigError, from_dict
+from memristive.crossbar import BalancedDifferential, Crossbar, CrossbarConfig, Mapping, ReferenceColumn
 from memristive.devices import LinearDevice
 from memristive.methods.calibration import (
     CalibratedLinear,
@@ -37,7 +37,7 @@ def _layer(w_io: torch.Tensor, trials=1, **cfg) -> CrossbarLinear:
     lin = nn.Linear(w_io.shape[0], w_io.shape[1], bias=False, dtype=w_io.dtype)
     with torch.no_grad():
         lin.weight.copy_(w_io.t())
-    return CrossbarLinear.from_linear(lin, CrossbarConfig(device=DEV, **cfg), trials=trials, seed=3)
+    return CrossbarLinear.from_linear(lin, CrossbarConfig(memristor=DEV, **cfg), trials=trials, seed=3)
 
 
 # ------------------------------------------------------------------------------------------ calibration
@@ -123,7 +123,7 @@ def test_calibrate_model_standards_and_standard_mode():
     torch.manual_seed(0)
     model = mlp([6, 4, 3])
     x = torch.rand(50, 6)
-    hw = convert(model, CrossbarConfig(device=DEV, nonidealities=[DefectPercent(alpha=0.3)]), trials=2, seed=1)
+    hw = convert(model, CrossbarConfig(memristor=DEV, nonidealities=[DefectPercent(alpha=0.3)]), trials=2, seed=1)
     cal = calibrate(hw, model, x, CalibrationConfig(standard="mean"))
     layers = [m for m in cal.modules() if isinstance(m, CalibratedLinear)]
     assert len(layers) == 2
@@ -145,14 +145,18 @@ def test_calibrated_model_state_dict_roundtrip(tmp_path):
     torch.manual_seed(0)
     model = mlp([6, 4, 3])
     x = torch.rand(20, 6)
-    hw = convert(model, CrossbarConfig(device=DEV, nonidealities=[DefectPercent(alpha=0.3)]), trials=2, seed=1)
+    hw = convert(model, CrossbarConfig(memristor=DEV, nonidealities=[DefectPercent(alpha=0.3)]), trials=2, seed=1)
     cal = calibrate(hw, model, x)
     torch.save(cal, tmp_path / "m.pt")
     again = torch.load(tmp_path / "m.pt", weights_only=False)
     assert torch.allclose(again(x), cal(x))
-    fresh = calibrate(convert(model, CrossbarConfig(device=DEV), trials=2, seed=5), model, x)
+    cfg = CrossbarConfig(memristor=DEV, nonidealities=[DefectPercent(alpha=0.3)])
+    fresh = calibrate(convert(model, cfg, trials=2, seed=5), model, x)  # other seed: other defects
     fresh.load_state_dict(cal.state_dict())
     assert torch.allclose(fresh(x), cal(x), atol=1e-6)
+    other = calibrate(convert(model, CrossbarConfig(memristor=DEV), trials=2, seed=5), model, x)
+    with pytest.raises(ConfigError, match="different config.*nonidealities"):
+        other.load_state_dict(cal.state_dict())
 
 
 # ------------------------------------------------------------------------------------------ device writes
@@ -173,7 +177,7 @@ def test_device_array_write_offset_mapping_by_hand():
 
 def test_device_array_balanced_and_reference_writes():
     w = torch.tensor([[0.4, -0.2]])
-    for mapping in (Mapping(balanced=True), Mapping(scheme="reference")):
+    for mapping in (BalancedDifferential(), ReferenceColumn()):
         layer = _layer(w, mapping=mapping)
         arr = DeviceArray(layer.crossbar, w)
         arr.write(torch.tensor([[[-0.05, 0.1]]]))
@@ -185,7 +189,7 @@ def test_device_array_balanced_and_reference_writes():
 def test_device_levels_and_range_obeyed_by_writes():
     dev = LinearDevice(r_on=1e3, r_off=12e3, levels=5)
     lin = nn.Linear(3, 2, bias=False)
-    layer = CrossbarLinear.from_linear(lin, CrossbarConfig(device=dev), trials=2, seed=0)
+    layer = CrossbarLinear.from_linear(lin, CrossbarConfig(memristor=dev), trials=2, seed=0)
     arr = DeviceArray(layer.crossbar, lin.weight.detach().t())
     g = torch.Generator().manual_seed(0)
     step = (G_MAX - G_MIN) / 4
@@ -225,7 +229,7 @@ def _toy(trials=3, alpha=0.3, seed=1, **cfg):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(64, 8, generator=g)
     y = model(x).argmax(-1)
-    hw = convert(model, CrossbarConfig(device=DEV, nonidealities=[DefectPercent(alpha=alpha)], **cfg), trials=trials, seed=seed)
+    hw = convert(model, CrossbarConfig(memristor=DEV, nonidealities=[DefectPercent(alpha=alpha)], **cfg), trials=trials, seed=seed)
     return model, hw, x, y
 
 
@@ -360,20 +364,20 @@ def test_insitu_config_errors_name_the_key():
 # ------------------------------------------------------------------------------------------ core fixes used here
 def test_balanced_mapping_by_hand():
     w = torch.tensor([[0.5, -0.25]])
-    xb = Crossbar.from_weights(w, device=DEV, mapping=Mapping(balanced=True))
+    xb = Crossbar.from_weights(w, memristor=DEV, mapping=BalancedDifferential())
     mid, k = (G_MIN + G_MAX) / 2, (G_MAX - G_MIN) / 0.5
     assert torch.allclose(xb.g_pos[0], torch.tensor([[G_MAX, mid - k * 0.125]]), rtol=1e-6)
     assert torch.allclose(xb.g_neg[0], torch.tensor([[G_MIN, mid + k * 0.125]]), rtol=1e-6)
     assert torch.allclose(xb.weights()[0], w, atol=1e-6)
-    with pytest.raises(ConfigError, match="mapping.balanced"):
-        Mapping(scheme="reference", balanced=True)
+    with pytest.raises(ConfigError, match=r"mapping\.(scheme|balanced).*renamed"):
+        from_dict(CrossbarConfig, {"mapping": {"scheme": "reference", "balanced": True}})
 
 
 def test_reference_and_balanced_float32_programming_does_not_trip_range_check():
     # k·W + b rounds a few ulps below G_min in float32; the range check must tolerate rounding
     w = torch.randn(784, 100, generator=torch.Generator().manual_seed(0))
-    for m in (Mapping(scheme="reference"), Mapping(balanced=True)):
-        xb = Crossbar.from_weights(w, device=DEV, mapping=m)
+    for m in (ReferenceColumn(), BalancedDifferential()):
+        xb = Crossbar.from_weights(w, memristor=DEV, mapping=m)
         assert torch.allclose(xb.weights()[0], w, atol=1e-5)
 
 

@@ -8,7 +8,7 @@ import torch
 from memristive.circuit import (CircuitError, LineResistance, crossbar_netlist, find_ngspice, run_ngspice,
                                 simulate_crossbar, simulate_tile, tia_outputs, tile_netlist, write_netlist)
 from memristive.circuit.layout import geometry
-from memristive.crossbar import Crossbar, CrossbarConfig, Mapping, Tiling
+from memristive.crossbar import Crossbar, CrossbarConfig, Mapping, ReferenceColumn, Tiling
 
 needs_ngspice = pytest.mark.skipif(
     find_ngspice() is None,
@@ -121,7 +121,7 @@ def test_ir_drop_matches_ngspice(shape, r_row, r_col):
 @needs_ngspice
 def test_tiled_reference_crossbar_matches_ngspice_tile_by_tile():
     w = torch.randn(20, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    cfg = CrossbarConfig(mapping=Mapping(scheme="reference"), tile=Tiling(8, 6), line_resistance=LineResistance(2.0, 3.0))
+    cfg = CrossbarConfig(mapping=ReferenceColumn(), tile=Tiling(8, 6), line_resistance=LineResistance(2.0, 3.0))
     xb = Crossbar.from_weights(w, config=cfg, trials=2, seed=1)
     v = 0.2 * torch.rand(20, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     geo = geometry(20, 7, "reference", cfg.tile)

@@ -23,7 +23,7 @@ def test_unknown_experiment_and_bad_override():
     assert r.returncode == 2 and "unknown experiment" in r.stderr
     r = _cli("run", "defects", "--quick", "--set", "trails=3")
     assert r.returncode == 2 and "trails" in r.stderr
-    r = _cli("run", "defects", "--quick", "--set", "crossbar.device.g_min=1", "--set", "crossbar.device.g_max=0.5")
+    r = _cli("run", "defects", "--quick", "--set", "crossbar.memristor.g_min=1", "--set", "crossbar.memristor.g_max=0.5")
     assert r.returncode == 2 and "g_min" in r.stderr
 
 

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from memristive.config import ConfigError, from_dict
-from memristive.crossbar import Converter, Crossbar, CrossbarConfig, Tiling, tile_counts, uniform_quantize
+from memristive.crossbar import (Converter, Crossbar, CrossbarConfig, OffsetDifferential, ReferenceColumn, Tiling,
+                                 uniform_quantize)
 from memristive.devices import LinearDevice
 from memristive.nn import Abs, CrossbarLinear, convert, mlp
 from memristive.nonideal import DefectPercent, Lognormal, ReadNoise, StuckAt
@@ -16,7 +17,7 @@ DEV = LinearDevice(r_on=1e3, r_off=12e3)
 def test_mvm_equals_hand_computation():
     torch.manual_seed(0)
     w = torch.randn(6, 4, dtype=torch.float64)
-    xb = Crossbar.from_weights(w, device=DEV, mapping="differential", r_s=2e3, trials=1)
+    xb = Crossbar.from_weights(w, memristor=DEV, mapping="differential", r_s=2e3, trials=1)
     gp, gn = xb.conductances
     v = torch.rand(3, 6, dtype=torch.float64) * 0.2
     expected = torch.zeros(3, 4, dtype=torch.float64)
@@ -30,7 +31,7 @@ def test_mvm_equals_hand_computation():
 
 def test_reference_scheme_matmul():
     w = torch.randn(10, 7, dtype=torch.float64)
-    xb = Crossbar.from_weights(w, device=DEV, mapping="reference")
+    xb = Crossbar.from_weights(w, memristor=DEV, mapping="reference")
     x = torch.rand(5, 10, dtype=torch.float64)
     assert torch.allclose(xb.matmul(x)[0], x @ w, rtol=1e-9)
     assert xb.counts()["cols"] == 8
@@ -68,7 +69,7 @@ def test_same_seed_same_crossbar():
 
 def test_stuck_masks_follow_faults():
     w = torch.randn(200, 50)
-    xb = Crossbar.from_weights(w, device=DEV, trials=2, nonidealities=[StuckAt(p_hrs=0.1)], seed=0)
+    xb = Crossbar.from_weights(w, memristor=DEV, trials=2, nonidealities=[StuckAt(p_hrs=0.1)], seed=0)
     assert torch.all(xb.g_pos[xb.stuck_pos] == DEV.g_min)
     assert xb.stuck_pos.float().mean().item() == pytest.approx(0.1, abs=0.02)
 
@@ -112,9 +113,9 @@ def test_tiled_adc_sums_per_tile_partials():
 
 
 def test_tile_counts():
-    c = tile_counts(784, 100, "differential", Tiling(128, 128))
+    c = OffsetDifferential().tile_counts(784, 100, Tiling(128, 128))
     assert (c["row_tiles"], c["col_tiles"], c["tiles"], c["cells"]) == (7, 2, 14, 784 * 200)  # 200 columns, 64 pairs per tile
-    c = tile_counts(784, 100, "reference", Tiling(128, 128))
+    c = ReferenceColumn().tile_counts(784, 100, Tiling(128, 128))
     assert (c["col_tiles"], c["cols"]) == (1, 101)
 
 
@@ -124,7 +125,7 @@ def test_read_noise_has_the_per_cell_distribution():
     w = torch.randn(12, 3, dtype=torch.float64)
     x = torch.rand(1, 12, dtype=torch.float64)
     rn = ReadNoise(0.05, "relative")
-    xb = Crossbar.from_weights(w, device=DEV, read_noise=rn, trials=20000, seed=1)
+    xb = Crossbar.from_weights(w, memristor=DEV, read_noise=rn, trials=20000, seed=1)
     out = xb.mvm(x * 0.2)[:, 0, :]  # (T, 3)
     gp, gn = xb.conductances
     # brute force: sample per-cell noise explicitly
@@ -142,7 +143,7 @@ def test_bad_configs():
     with pytest.raises(ConfigError, match="unknown"):
         from_dict(CrossbarConfig, {"devise": "ti-alox-taox"})
     with pytest.raises(ConfigError, match="g_min"):
-        from_dict(CrossbarConfig, {"device": {"g_min": 1e-3, "g_max": 1e-4}})
+        from_dict(CrossbarConfig, {"memristor": {"g_min": 1e-3, "g_max": 1e-4}})
     with pytest.raises(ConfigError, match="bits"):
         from_dict(CrossbarConfig, {"adc": {"bits": 0}})
     with pytest.raises(ConfigError, match="r_s"):
@@ -163,10 +164,10 @@ def test_config_from_yaml_round_trip(tmp_path):
     from memristive.config import load_config, to_dict
 
     p = tmp_path / "xb.yaml"
-    p.write_text("device: {r_on: 1000, r_off: 12000}\nnonidealities:\n  - {kind: defect_percent, alpha: 0.1}\n"
+    p.write_text("memristor: {r_on: 1000, r_off: 12000}\nnonidealities:\n  - {kind: defect_percent, alpha: 0.1}\n"
                  "adc: {bits: 8}\ntile: {rows: 128, cols: 128}\n")
     cfg = from_dict(CrossbarConfig, load_config(p))
-    assert cfg.device.g_max == pytest.approx(1e-3)
+    assert cfg.memristor.g_max == pytest.approx(1e-3)
     assert isinstance(cfg.nonidealities[0], DefectPercent)
     again = from_dict(CrossbarConfig, to_dict(cfg))
     assert to_dict(again) == to_dict(cfg)
@@ -211,7 +212,7 @@ def test_reference_column_read_noise_is_shared_across_columns():
     w = torch.randn(8, 2, dtype=torch.float64)
     x = torch.rand(1, 8, dtype=torch.float64)
     T, s = 40000, 0.05
-    xb = Crossbar.from_weights(w, device=DEV, mapping="reference", read_noise=ReadNoise(s, "range"), trials=T, seed=3)
+    xb = Crossbar.from_weights(w, memristor=DEV, mapping="reference", read_noise=ReadNoise(s, "range"), trials=T, seed=3)
     out = xb.mvm(x * 0.2)[:, 0, :] / xb.config.r_s
     var_one = (s * DEV.g_range) ** 2 * float(((x * 0.2) ** 2).sum())
     # by hand: each column has its own cell noise plus the shared reference noise
@@ -219,7 +220,7 @@ def test_reference_column_read_noise_is_shared_across_columns():
     cov = ((out[:, 0] - out[:, 0].mean()) * (out[:, 1] - out[:, 1].mean())).mean().item()
     assert cov == pytest.approx(var_one, rel=0.06)
     # differential pairs have independent noise per column
-    xd = Crossbar.from_weights(w, device=DEV, read_noise=ReadNoise(s, "range"), trials=T, seed=3)
+    xd = Crossbar.from_weights(w, memristor=DEV, read_noise=ReadNoise(s, "range"), trials=T, seed=3)
     od = xd.mvm(x * 0.2)[:, 0, :] / xd.config.r_s
     assert od.var(0).tolist() == pytest.approx([2 * var_one] * 2, rel=0.04)
     assert abs(torch.corrcoef(od.T)[0, 1].item()) < 0.03
@@ -227,7 +228,7 @@ def test_reference_column_read_noise_is_shared_across_columns():
 
 def test_derived_cache_follows_buffer_changes():
     w = torch.randn(6, 3, dtype=torch.float64)
-    xb = Crossbar.from_weights(w, device=DEV)
+    xb = Crossbar.from_weights(w, memristor=DEV)
     x = torch.rand(2, 6, dtype=torch.float64)
     y0 = xb.matmul(x)
     xb.g_pos.mul_(1.1)  # in-place change
@@ -252,5 +253,5 @@ def test_partial_nested_override_keeps_the_experiments_own_defaults():
     assert (cfg.crossbar.adc.bits, cfg.crossbar.adc.range) == (8, 1.0)
     assert (cfg.crossbar.read_noise.sigma, cfg.crossbar.read_noise.mode) == (0.05, "range")
     # a device mapping replaces the whole device (resistances vs conductances never mix)
-    cfg = from_dict(Exp, {"crossbar": {"device": {"g_min": 1e-6, "g_max": 1e-4}}})
-    assert cfg.crossbar.device.g_max == pytest.approx(1e-4) and cfg.crossbar.adc.bits == 8
+    cfg = from_dict(Exp, {"crossbar": {"memristor": {"g_min": 1e-6, "g_max": 1e-4}}})
+    assert cfg.crossbar.memristor.g_max == pytest.approx(1e-4) and cfg.crossbar.adc.bits == 8

@@ -175,7 +175,7 @@ def test_schemes_differ_only_in_the_update_rule():
     x, y = toy_data()
     models = {s: InSituMLP(small_cfg(update=dict(scheme=s)), trials=2, seed=7) for s in ("baseline", "dtga")}
     a, b = models["baseline"], models["dtga"]
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()) if torch.is_tensor(p))
     assert torch.equal(a(x), b(x))  # same devices, same weights, same forward
     # a DT rule that reproduces the fixed threshold, without GA, is bit-identical to the baseline
     same = InSituMLP(small_cfg(update=dict(scheme="dt", dt_rule="decay", dt_decay=1.0)), trials=2, seed=7)
@@ -183,8 +183,8 @@ def test_schemes_differ_only_in_the_update_rule():
     dtga_same = InSituMLP(small_cfg(update=dict(scheme="dtga", dt_rule="decay", dt_decay=1.0)), trials=2, seed=7)
     for m in (a, same, ga, dtga_same, b):
         m.train_epoch(x, y, torch.Generator().manual_seed(1), progress=False)
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), same.state_dict().values()))
-    assert all(torch.equal(p, q) for p, q in zip(ga.state_dict().values(), dtga_same.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), same.state_dict().values()) if torch.is_tensor(p))
+    assert all(torch.equal(p, q) for p, q in zip(ga.state_dict().values(), dtga_same.state_dict().values()) if torch.is_tensor(p))
     assert not torch.equal(a.layers[0].devices.state, b.layers[0].devices.state)  # the real DT rule does differ
 
 

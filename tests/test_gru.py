@@ -86,9 +86,9 @@ def test_quantgru_plain_is_nn_gru_and_quantized_matches_crossbar():
     assert torch.allclose(hw, soft.expand(2, -1, -1, -1), atol=1e-12)  # ... identically on the crossbar
     # devices hold integer codes: one-sided 8 levels (|q| <= 7) per device
     xb = CrossbarGRU.from_gru(q).matrices()[0].crossbar
-    assert xb.config.device.levels == 8
+    assert xb.config.memristor.levels == 8
     k = xb.k
-    codes = (xb.g_pos - xb.config.device.g_min) / k
+    codes = (xb.g_pos - xb.config.memristor.g_min) / k
     assert torch.allclose(codes, codes.round(), atol=1e-6) and codes.max() <= 7 + 1e-6
 
 

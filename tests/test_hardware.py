@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from memristive.crossbar import CrossbarConfig, Mapping, Tiling
+from memristive.crossbar import CrossbarConfig, Mapping, ReferenceColumn, Tiling
 from memristive.hardware import compression, cost_table, hardware_cost, model_arrays, storage_bytes
 from memristive.nn import CrossbarGRUNet, GRUNet, convert, mlp
 
@@ -59,7 +59,7 @@ def test_converted_model_counts_match_software_and_hand_counts():
 
 def test_reference_scheme_cells_and_plain_crossbar_layers():
     model = mlp([10, 6, 3])
-    hw = convert(model, CrossbarConfig(mapping=Mapping("reference"), tile=Tiling(4, 4)))
+    hw = convert(model, CrossbarConfig(mapping=ReferenceColumn(), tile=Tiling(4, 4)))
     cost = hardware_cost(hw, bits=[4])
     # layer 1: 10 rows, 6 weight cols, 3 per tile (one reference col) -> 2 col tiles; 8 cols; 3 row tiles
     # layer 2: 6 rows, 3 cols -> 1 col tile, 4 cols; 2 row tiles

@@ -10,7 +10,7 @@ import torch
 from memristive.circuit import LineResistance, effective_g_diff, transfer_conductance
 from memristive.circuit.layout import geometry
 from memristive.config import ConfigError, from_dict
-from memristive.crossbar import Converter, Crossbar, CrossbarConfig, Mapping, Tiling
+from memristive.crossbar import Converter, Crossbar, CrossbarConfig, Mapping, Tiling, mapping_from_spec
 
 SOLVERS = ["block", "sparse"]
 
@@ -161,7 +161,7 @@ def test_line_resistance_config_validation():
 # ---------------------------------------------------------------------------------------------- crossbar
 def _xb(scheme="differential", tile=None, lr=None, trials=2, w=None):
     w = w if w is not None else torch.randn(20, 7, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    cfg = CrossbarConfig(mapping=Mapping(scheme=scheme), tile=tile, line_resistance=lr)
+    cfg = CrossbarConfig(mapping=mapping_from_spec(scheme), tile=tile, line_resistance=lr)
     return Crossbar.from_weights(w, config=cfg, trials=trials, seed=1)
 
 

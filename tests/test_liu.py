@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from memristive.config import ConfigError
-from memristive.crossbar import CrossbarConfig, Mapping
+from memristive.crossbar import BalancedDifferential, CrossbarConfig, Mapping
 from memristive.devices import LinearDevice
 from memristive.methods.calibration import CalibratedLinear, calibrated_layers
 from memristive.methods.insitu import DeviceArray
@@ -34,7 +34,7 @@ def _array(w, trials=1, nonid=(), seed=0, **cfg):
     lin = nn.Linear(w.shape[0], w.shape[1], bias=False)
     with torch.no_grad():
         lin.weight.copy_(w.t())
-    layer = CrossbarLinear.from_linear(lin, CrossbarConfig(device=DEV, nonidealities=list(nonid), **cfg), trials=trials, seed=seed)
+    layer = CrossbarLinear.from_linear(lin, CrossbarConfig(memristor=DEV, nonidealities=list(nonid), **cfg), trials=trials, seed=seed)
     return layer, DeviceArray(layer.crossbar, w)
 
 
@@ -111,7 +111,7 @@ def _toy(trials=3, nonid=None, seed=1):
     x = torch.rand(96, 10, generator=g)
     y = model(x).argmax(-1)
     nonid = nonid if nonid is not None else [StuckAt(p_hrs=0.15, p_lrs=0.05)]
-    hw = convert(model, CrossbarConfig(device=DEV, nonidealities=nonid), trials=trials, seed=seed)
+    hw = convert(model, CrossbarConfig(memristor=DEV, nonidealities=nonid), trials=trials, seed=seed)
     return model, hw, x, y
 
 
@@ -150,7 +150,7 @@ def test_liu_with_variation_and_balanced_mapping_runs():
     assert out(x).shape == (2, 96, 3)
     torch.manual_seed(0)
     model = mlp([10, 8, 3])
-    hwb = convert(model, CrossbarConfig(device=DEV, mapping=Mapping(balanced=True), nonidealities=[StuckAt(p_hrs=0.1)]),
+    hwb = convert(model, CrossbarConfig(memristor=DEV, mapping=BalancedDifferential(), nonidealities=[StuckAt(p_hrs=0.1)]),
                   trials=2, seed=1)
     out, stats = liu_rescue(hwb, model, x, y, LiuConfig(epochs=1, batch_size=32), progress=False)
     assert all(i["cost_after"] <= i["cost_before"] for i in stats["layers"])

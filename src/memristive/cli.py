@@ -101,7 +101,8 @@ def devices() -> None:
 
     for name in sorted(PRESETS):
         d = preset(name)
-        typer.echo(f"{name:16s} {d.name}: G {d.g_min:.3g}–{d.g_max:.3g} S (R {d.r_on:.4g}–{d.r_off:.4g} Ω)")
+        r_hi = 1 / d.g_min if d.g_min > 0 else float("inf")
+        typer.echo(f"{name:16s} [{d.kind}] {d.name}: G {d.g_min:.3g}–{d.g_max:.3g} S (R {1 / d.g_max:.4g}–{r_hi:.4g} Ω)")
 
 
 @app.command("sweep")

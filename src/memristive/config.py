@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "to_dict",
     "load_config",
     "apply_overrides",
+    "Registry",
 ]
 
 
@@ -35,6 +37,56 @@ def check(condition: bool, key: str, value: Any, requirement: str) -> None:
     """Raise ``ConfigError`` naming ``key`` and ``value`` unless ``condition`` holds."""
     if not condition:
         raise ConfigError(f"{key}={value!r}: {requirement}")
+
+
+class Registry(dict):
+    """Named kinds of one family (devices, mappings, effects), filled where each kind is defined.
+
+    A base class carrying ``__registry__ = SOME_REGISTRY`` becomes a tagged union in configs: a
+    mapping ``{kind: NAME, ...}`` builds the registered class ``NAME`` (``default_kind`` when ``kind``
+    is absent, if the registry has one) and a plain string ``NAME`` builds it with its defaults.
+    """
+
+    def __init__(self, family: str, default_kind: str | None = None) -> None:
+        super().__init__()
+        self.family = family
+        self.default_kind = default_kind
+
+    def register(self, kind: str):
+        """Class decorator: ``@REGISTRY.register("name")``."""
+
+        def deco(cls):
+            if kind in self and self[kind] is not cls:
+                raise ValueError(f"{self.family} kind {kind!r} is already registered by {self[kind].__name__}")
+            self[kind] = cls
+            return cls
+
+        return deco
+
+    def build(self, value: Any, key: str, base: Any = None) -> Any:
+        """Instance from a registered object, a kind name or a ``{kind: ...}`` mapping."""
+        if isinstance(value, tuple(self.values())):
+            return value
+        if isinstance(value, str):
+            if value not in self:
+                raise ConfigError(f"{key}={value!r}: unknown {self.family}; must be one of {sorted(self)}")
+            return self[value]()
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}={value!r}: expected a {self.family} kind name or a mapping with a 'kind' key")
+        renamed = getattr(next(iter(self.values()), None), "__renamed__", {})
+        for old in sorted(set(value) & set(renamed)):
+            raise ConfigError(f"{key}.{old}: this key was renamed; {renamed[old]}")
+        kind = value.get("kind", self.default_kind)
+        if kind is None:
+            raise ConfigError(f"{key}={value!r}: a 'kind' key is needed; one of {sorted(self)}")
+        if kind not in self:
+            raise ConfigError(f"{key}.kind={kind!r}: unknown {self.family}; must be one of {sorted(self)}")
+        cls = self[kind]
+        return from_dict(cls, value, prefix=key, base=base if isinstance(base, cls) else None)
+
+
+def _registry_of(tp: Any) -> Registry | None:
+    return tp.__dict__.get("__registry__") if isinstance(tp, type) else None
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -49,6 +101,9 @@ def _convert(value: Any, tp: Any, key: str, base: Any = None) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    reg = _registry_of(tp)
+    if reg is not None:
+        return reg.build(value, key, base)
     if origin in (Union, types.UnionType):
         args = get_args(tp)
         if value is None and type(None) in args:
@@ -152,6 +207,10 @@ def from_dict(cls: type, data: dict | None, prefix: str = "", base: Any = None) 
     conductances) is replaced whole instead.
     """
     data = dict(data or {})
+    renamed = getattr(cls, "__renamed__", {})
+    for old in sorted(set(data) & set(renamed)):
+        where = f"{prefix}.{old}" if prefix else old
+        raise ConfigError(f"{where}: this key was renamed; {renamed[old]}")
     if base is not None and not getattr(type(base), "__config_merge__", True):
         base = None
     hints = typing.get_type_hints(cls)
@@ -180,9 +239,27 @@ def from_dict(cls: type, data: dict | None, prefix: str = "", base: Any = None) 
     try:
         return cls(**kwargs)
     except ConfigError as exc:
-        if prefix and not str(exc).startswith(prefix):
-            raise ConfigError(f"{prefix}.{exc}") from None
-        raise
+        raise ConfigError(_prefixed(str(exc), prefix)) from None
+
+
+_HEAD = re.compile(r"[A-Za-z_][\w\[\]]*(?:\.[\w\[\]+/]+)*")
+
+
+def _prefixed(msg: str, prefix: str) -> str:
+    """Put the config path ``prefix`` in front of a message from a nested object's own check.
+
+    A message that names the object's own short key (``converter.bits=3: ...``) gets that first
+    component replaced by the full path (``crossbar.adc.bits=3: ...``), never doubled.
+    """
+    if not prefix or msg.startswith(prefix):
+        return msg
+    m = _HEAD.match(msg)
+    if m and "." in m.group(0):
+        head = m.group(0)
+        return prefix + head[head.index("."):] + msg[m.end():]
+    if m and m.group(0) == prefix.rsplit(".", 1)[-1]:
+        return prefix + msg[m.end():]
+    return f"{prefix}.{msg}" if m and m.end() < len(msg) and msg[m.end()] in "=:" else f"{prefix}: {msg}"
 
 
 def to_dict(obj: Any) -> Any:

@@ -5,7 +5,7 @@ For ``N_w`` stored weights (parameters) at ``b`` bits::
     storage(b)      = N_w · b / 8 bytes            (reported in MB = 10⁶ bytes)
     compression(b)  = 1 − b / 32                   (saving against FP32; ratio 32 / b)
 
-Cells and tiles of one ``rows × cols`` weight matrix (see :func:`memristive.crossbar.tile_counts`):
+Cells and tiles of one ``rows × cols`` weight matrix (see :meth:`memristive.crossbar.Mapping.tile_counts`):
 
 * differential 1T1R pairs: ``rows · 2·cols`` cells; a tile of ``R × C`` devices holds ``R`` rows and
   ``C // 2`` weight columns, so ``⌈rows/R⌉ · ⌈cols/(C//2)⌉`` tiles;
@@ -25,7 +25,7 @@ from typing import Iterable
 
 from torch import nn
 
-from .crossbar import Crossbar, Tiling, tile_counts
+from .crossbar import Crossbar, Tiling, mapping_from_spec
 
 __all__ = ["storage_bytes", "compression", "model_arrays", "hardware_cost", "cost_table"]
 
@@ -46,7 +46,7 @@ def compression(bits: int, reference_bits: int = 32) -> float:
 
 def model_arrays(model: nn.Module, layout: str = "fused") -> list[dict]:
     """The crossbar arrays of ``model``: ``[{name, rows, cols, params, scheme, tile}]``."""
-    from .nn.gru import CrossbarMatrix, _structural_params, gru_matrices
+    from .nn.gru import CrossbarMatrix, gru_matrices, structural_params
 
     arrays: list[dict] = []
     seen: set[int] = set()
@@ -54,11 +54,11 @@ def model_arrays(model: nn.Module, layout: str = "fused") -> list[dict]:
         if isinstance(mod, CrossbarMatrix):
             xb = mod.crossbar
             arrays.append(dict(name=name, rows=xb.in_features, cols=xb.out_features, params=mod.n_params,
-                               scheme=xb.config.mapping.scheme, tile=xb.config.tile))
+                               scheme=xb.config.mapping.kind, tile=xb.config.tile))
             seen.add(id(xb))
         elif isinstance(mod, Crossbar) and id(mod) not in seen:
             arrays.append(dict(name=name, rows=mod.in_features, cols=mod.out_features,
-                               params=mod.in_features * mod.out_features, scheme=mod.config.mapping.scheme,
+                               params=mod.in_features * mod.out_features, scheme=mod.config.mapping.kind,
                                tile=mod.config.tile))
             seen.add(id(mod))
     if arrays:
@@ -70,7 +70,7 @@ def model_arrays(model: nn.Module, layout: str = "fused") -> list[dict]:
                 n_in = mod.input_size if layer == 0 else mod.hidden_size
                 for key, m in gru_matrices(mod, layer, lay).items():
                     arrays.append(dict(name=f"{name}.l{layer}.{key}", rows=m.shape[0], cols=m.shape[1],
-                                       params=_structural_params(lay, key, n_in, mod.hidden_size, mod.bias),
+                                       params=structural_params(lay, key, n_in, mod.hidden_size, mod.bias),
                                        scheme="differential", tile=None))
         elif isinstance(mod, nn.Linear):
             rows = mod.in_features + (1 if mod.bias is not None else 0)
@@ -93,7 +93,7 @@ def hardware_cost(model: nn.Module, bits: Iterable[int] = (32, 16, 8, 6, 4), til
     for a in arrays:
         sch = scheme or a["scheme"]
         t = tile if tile is not None else a["tile"]
-        c = tile_counts(a["rows"], a["cols"], sch, t)
+        c = mapping_from_spec(sch).tile_counts(a["rows"], a["cols"], t)
         per_array.append({**{k: a[k] for k in ("name", "rows", "cols", "params")}, "scheme": sch,
                           "cells": c["cells"], "tiles": c["tiles"]})
     params = sum(a["params"] for a in per_array)

@@ -14,21 +14,28 @@ lognormal           G ← G·exp(θ), θ ~ N(0, σ²)    (the calibration paper'
 fluctuation         G ← G + σ·(G_max − G_min)·ξ   (Gaussian, relative to the range)
 defect_percent      a fraction α of cells is affected; of those a fraction β is stuck at HRS and
                     the rest varied lognormally with σ_ij ~ U[σ_lo, σ_hi] (paper: 0.6..1.0)
+variation           G ← G·(1 + σ·ξ) ("multiplicative"), G + σ·(G_max − G_min)·ξ ("additive") or
+                    G·exp(σ·ξ) ("lognormal"): one device-variation parameter σ, several forms
 read noise          per read: G ← G·(1 + σ·ξ) ("relative") or G + σ·(G_max − G_min)·ξ ("range")
 ==================  ===========================================================================
 
 Lognormal variation is applied as the paper writes it, without clipping to the device range; set
 ``clip=True`` on a config to keep varied conductances inside ``[G_min, G_max]`` instead.
+
+Effects are dataclasses registered where they are defined (``@register_effect("kind")``); in configs
+``nonidealities`` is a list of ``{kind: ..., ...}`` mappings, a validated tagged union.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
-from .config import ConfigError, check, from_dict
+from .config import ConfigError, Registry, check
+from .quantizer import quantize_levels
 
 __all__ = [
     "stuck_at",
@@ -40,6 +47,13 @@ __all__ = [
     "Fluctuation",
     "DefectPercent",
     "Levels",
+    "DeviceVariation",
+    "conductance_variation",
+    "relative",
+    "NOISE_MODES",
+    "Effect",
+    "register_effect",
+    "EFFECTS",
     "ReadNoise",
     "build_nonidealities",
     "NONIDEALITIES",
@@ -78,6 +92,11 @@ def lognormal(
     return g * torch.exp(_normal(g, generator) * sigma)
 
 
+def relative(g: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """G·(1 + σ·ξ): Gaussian variation relative to each device's conductance."""
+    return g * (1 + sigma * _normal(g, generator))
+
+
 def fluctuation(
     g: torch.Tensor, sigma: float, g_range: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -110,17 +129,62 @@ def defect_percent(
     return g, stuck
 
 
+NOISE_MODES = ("multiplicative", "additive", "lognormal")
+
+
+def conductance_variation(
+    g: torch.Tensor, sigma: float, mode: str, g_range: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Device variation on conductances in one of :data:`NOISE_MODES` (trials are just another dimension)."""
+    if mode == "multiplicative":
+        return relative(g, sigma, generator)
+    if mode == "additive":
+        return fluctuation(g, sigma, g_range, generator)
+    if mode == "lognormal":
+        return lognormal(g, sigma, generator)
+    raise ValueError(f"mode={mode!r}: must be one of {list(NOISE_MODES)}")
+
+
 # ----------------------------------------------------------------------------------------------
-# Config objects. ``apply(g, device, generator) -> (g, stuck_mask_or_None)``
+# Config objects. ``apply(g, memristor, generator) -> (g, stuck_mask_or_None)``
 # ----------------------------------------------------------------------------------------------
+
+EFFECTS = Registry("effect")
+
+
+def register_effect(kind: str):
+    """Class decorator registering a programming-time effect kind."""
+    return EFFECTS.register(kind)
+
+
+class Effect:
+    """Base of programming-time effects: ``apply(g, memristor, generator) -> (g, stuck_mask | None)``."""
+
+    __registry__ = EFFECTS
+
+    def apply(self, g: torch.Tensor, memristor, generator: torch.Generator | None):
+        raise NotImplementedError
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _prob(key: str, value: float) -> None:
-    check(0.0 <= value <= 1.0, key, value, "must be a probability in [0, 1]")
+    check(_number(value) and 0.0 <= value <= 1.0, key, value, "must be a probability in [0, 1]")
 
 
+def _sigma(key: str, value: float) -> None:
+    check(_number(value) and math.isfinite(value) and value >= 0, key, value, "must be a finite number >= 0")
+
+
+def _clip(g: torch.Tensor, memristor, clip: bool) -> torch.Tensor:
+    return g.clamp(memristor.g_min, memristor.g_max) if clip else g
+
+
+@register_effect("stuck_at")
 @dataclass
-class StuckAt:
+class StuckAt(Effect):
     """Stuck-at faults: ``p_hrs`` of cells at G_min (HRS / SBF), ``p_lrs`` at G_max (LRS)."""
 
     p_hrs: float = 0.0
@@ -132,12 +196,13 @@ class StuckAt:
         _prob("stuck_at.p_lrs", self.p_lrs)
         check(self.p_hrs + self.p_lrs <= 1.0, "stuck_at.p_hrs+p_lrs", self.p_hrs + self.p_lrs, "must not exceed 1")
 
-    def apply(self, g, device, generator):
-        return stuck_at(g, self.p_hrs, self.p_lrs, device.g_min, device.g_max, generator)
+    def apply(self, g, memristor, generator):
+        return stuck_at(g, self.p_hrs, self.p_lrs, memristor.g_min, memristor.g_max, generator)
 
 
+@register_effect("lognormal")
 @dataclass
-class Lognormal:
+class Lognormal(Effect):
     """Lognormal device-to-device variation G·exp(θ), θ ~ N(0, σ²)."""
 
     sigma: float = 0.1
@@ -145,15 +210,15 @@ class Lognormal:
     kind: Literal["lognormal"] = "lognormal"
 
     def __post_init__(self) -> None:
-        check(self.sigma >= 0, "lognormal.sigma", self.sigma, "must be >= 0")
+        _sigma("lognormal.sigma", self.sigma)
 
-    def apply(self, g, device, generator):
-        g = lognormal(g, self.sigma, generator)
-        return (g.clamp(device.g_min, device.g_max) if self.clip else g), None
+    def apply(self, g, memristor, generator):
+        return _clip(lognormal(g, self.sigma, generator), memristor, self.clip), None
 
 
+@register_effect("fluctuation")
 @dataclass
-class Fluctuation:
+class Fluctuation(Effect):
     """Gaussian conductance fluctuation G + σ·(G_max − G_min)·ξ."""
 
     sigma: float = 0.01
@@ -161,15 +226,15 @@ class Fluctuation:
     kind: Literal["fluctuation"] = "fluctuation"
 
     def __post_init__(self) -> None:
-        check(self.sigma >= 0, "fluctuation.sigma", self.sigma, "must be >= 0")
+        _sigma("fluctuation.sigma", self.sigma)
 
-    def apply(self, g, device, generator):
-        g = fluctuation(g, self.sigma, device.g_range, generator)
-        return (g.clamp(device.g_min, device.g_max) if self.clip else g), None
+    def apply(self, g, memristor, generator):
+        return _clip(fluctuation(g, self.sigma, memristor.g_range, generator), memristor, self.clip), None
 
 
+@register_effect("defect_percent")
 @dataclass
-class DefectPercent:
+class DefectPercent(Effect):
     """The calibration paper's defect percent α (fraction β stuck at HRS, rest lognormal σ~U[lo,hi])."""
 
     alpha: float = 0.1
@@ -181,28 +246,49 @@ class DefectPercent:
     def __post_init__(self) -> None:
         _prob("defect_percent.alpha", self.alpha)
         _prob("defect_percent.beta", self.beta)
-        check(self.sigma_low >= 0, "defect_percent.sigma_low", self.sigma_low, "must be >= 0")
+        _sigma("defect_percent.sigma_low", self.sigma_low)
+        _sigma("defect_percent.sigma_high", self.sigma_high)
         check(self.sigma_high >= self.sigma_low, "defect_percent.sigma_high", self.sigma_high,
               f"must be >= sigma_low={self.sigma_low}")
 
-    def apply(self, g, device, generator):
-        return defect_percent(g, self.alpha, self.beta, device.g_min, self.sigma_low, self.sigma_high, generator)
+    def apply(self, g, memristor, generator):
+        return defect_percent(g, self.alpha, self.beta, memristor.g_min, self.sigma_low, self.sigma_high, generator)
 
 
+@register_effect("levels")
 @dataclass
-class Levels:
+class Levels(Effect):
     """Finite programmable levels: targets rounded to ``levels`` evenly spaced conductances."""
 
     levels: int = 16
     kind: Literal["levels"] = "levels"
 
     def __post_init__(self) -> None:
-        check(self.levels >= 2, "levels.levels", self.levels, "must be >= 2")
+        check(isinstance(self.levels, int) and not isinstance(self.levels, bool) and self.levels >= 2,
+              "levels.levels", self.levels, "must be an integer >= 2")
 
-    def apply(self, g, device, generator):
-        from .devices import quantize_to_levels
+    def apply(self, g, memristor, generator):
+        return quantize_levels(g, memristor.g_min, memristor.g_max, self.levels), None
 
-        return quantize_to_levels(g, device.g_min, device.g_max, self.levels), None
+
+@register_effect("variation")
+@dataclass
+class DeviceVariation(Effect):
+    """Device variation σ in one of :data:`NOISE_MODES` (kind ``variation``): the evaluation side of
+    weight-noise training (:mod:`memristive.quant.noise`). Not clipped unless ``clip=True``."""
+
+    sigma: float = 0.0
+    mode: Literal["multiplicative", "additive", "lognormal"] = "multiplicative"
+    clip: bool = False
+    kind: Literal["variation"] = "variation"
+
+    def __post_init__(self) -> None:
+        _sigma("variation.sigma", self.sigma)
+        check(self.mode in NOISE_MODES, "variation.mode", self.mode, f"must be one of {list(NOISE_MODES)}")
+
+    def apply(self, g, memristor, generator):
+        return _clip(conductance_variation(g, self.sigma, self.mode, memristor.g_range, generator), memristor,
+                     self.clip), None
 
 
 @dataclass
@@ -220,34 +306,21 @@ class ReadNoise:
     kind: Literal["read_noise"] = "read_noise"
 
     def __post_init__(self) -> None:
-        check(self.sigma >= 0, "read_noise.sigma", self.sigma, "must be >= 0")
+        _sigma("read_noise.sigma", self.sigma)
 
-    def variance(self, g: torch.Tensor, device) -> torch.Tensor:
+    def variance(self, g: torch.Tensor, memristor) -> torch.Tensor:
         if self.mode == "relative":
             return (self.sigma * g) ** 2
-        return torch.full_like(g, (self.sigma * device.g_range) ** 2)
+        return torch.full_like(g, (self.sigma * memristor.g_range) ** 2)
 
 
-NONIDEALITIES: dict[str, type] = {
-    "stuck_at": StuckAt,
-    "lognormal": Lognormal,
-    "fluctuation": Fluctuation,
-    "defect_percent": DefectPercent,
-    "levels": Levels,
-}
+NONIDEALITIES = EFFECTS  # the registry under its former name
 
 
-def build_nonidealities(specs: list) -> list:
-    """Programming-time non-idealities from config dicts like ``{"kind": "stuck_at", "p_hrs": 0.1}``."""
-    out = []
-    for i, spec in enumerate(specs or []):
-        if isinstance(spec, tuple(NONIDEALITIES.values())):
-            out.append(spec)
-            continue
-        if not isinstance(spec, dict) or "kind" not in spec:
-            raise ConfigError(f"nonidealities[{i}]={spec!r}: expected a mapping with a 'kind' key")
-        kind = spec["kind"]
-        if kind not in NONIDEALITIES:
-            raise ConfigError(f"nonidealities[{i}].kind={kind!r}: must be one of {sorted(NONIDEALITIES)}")
-        out.append(from_dict(NONIDEALITIES[kind], spec, prefix=f"nonidealities[{i}]"))
-    return out
+def build_nonidealities(specs: list | None, key: str = "nonidealities") -> list:
+    """Programming-time effects from ``{"kind": "stuck_at", "p_hrs": 0.1}`` mappings or effect objects."""
+    if specs is None:
+        return []
+    if not isinstance(specs, (list, tuple)):
+        raise ConfigError(f"{key}={specs!r}: expected a list of effects")
+    return [EFFECTS.build(spec, f"{key}[{i}]") for i, spec in enumerate(specs)]

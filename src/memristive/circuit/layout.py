@@ -133,7 +133,7 @@ def read_matrix(xb) -> torch.Tensor:
     """What a read of crossbar ``xb`` multiplies the input voltages by, ``(T, inputs, outputs)``:
     ``G+ − G−`` without line resistance, else :func:`effective_g_diff` (cached by the crossbar until
     its conductances or settings change)."""
-    return xb._read_g()[0]
+    return xb.read_matrix()
 
 
 def tile_of(xb, trial: int = 0, tile: tuple[int, int] = (0, 0), partial: str | None = None) -> dict:

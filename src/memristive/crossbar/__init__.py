@@ -1,18 +1,31 @@
-"""Crossbar arrays: mapping, periphery (DAC/ADC, tiling) and the batched :class:`Crossbar`."""
+"""The array core: mappings, periphery (DAC/ADC, tiling) and the batched :class:`Crossbar`."""
 
-from .core import Crossbar, CrossbarConfig
-from .mapping import Mapping, conductances_to_weights, physical_shape, weights_to_conductances
-from .periphery import Converter, Tiling, tile_counts, uniform_quantize
+from .core import Crossbar, CrossbarConfig, check_seed
+from .mapping import (
+    MAPPINGS,
+    BalancedDifferential,
+    Mapping,
+    OffsetDifferential,
+    ReferenceColumn,
+    check_weights,
+    mapping_from_spec,
+    register_mapping,
+)
+from .periphery import Converter, Tiling, uniform_quantize
 
 __all__ = [
     "Crossbar",
     "CrossbarConfig",
+    "check_seed",
     "Mapping",
+    "OffsetDifferential",
+    "BalancedDifferential",
+    "ReferenceColumn",
+    "MAPPINGS",
+    "register_mapping",
+    "mapping_from_spec",
+    "check_weights",
     "Converter",
     "Tiling",
-    "tile_counts",
     "uniform_quantize",
-    "weights_to_conductances",
-    "conductances_to_weights",
-    "physical_shape",
 ]

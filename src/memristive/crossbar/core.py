@@ -18,48 +18,75 @@ import torch
 from torch import nn
 
 from ..circuit.irdrop import LineResistance
-from ..config import ConfigError, check
-from ..devices import LinearDevice, preset
-from ..nonideal import ReadNoise, build_nonidealities
-from .mapping import Mapping, check_weights, conductances_to_weights, weights_to_conductances
-from .periphery import Converter, Tiling, tile_counts
+from ..config import ConfigError, check, from_dict, to_dict
+from ..devices import Device, device_from_spec
+from ..nonideal import Effect, ReadNoise, build_nonidealities
+from .mapping import Mapping, check_weights, mapping_from_spec
+from .periphery import Converter, Tiling
 
 
 @dataclass
 class CrossbarConfig:
     """Everything needed to turn a weight matrix into a simulated crossbar.
 
-    ``device`` is a preset name (see ``memristive.devices.PRESETS``) or device parameters.
-    ``nonidealities`` is a list of programming-time effects applied in order, e.g.
-    ``[{kind: defect_percent, alpha: 0.1}]``; ``read_noise`` acts on every read.
-    ``v_read`` is the input voltage that represents an input value of 1.
+    ``memristor`` is the device model: a preset name (``memristive devices`` lists them), parameters
+    (``{kind: linear, r_on: 1e3, r_off: 12e3}``, ``{preset: ti-alox-taox, levels: 16}``) or a
+    :class:`~memristive.devices.Device`. ``mapping`` is ``differential`` (offset pairs), ``balanced`` or
+    ``reference`` (or ``{kind: ..., w_max: ...}``). ``nonidealities`` is a list of programming-time
+    effects applied in order, e.g. ``[{kind: defect_percent, alpha: 0.1}]``; ``read_noise`` acts on
+    every read. ``v_read`` is the input voltage that represents an input value of 1.
     ``line_resistance`` (ohms per wire segment) makes every read solve the tile's resistive network
     exactly (IR drop, see :mod:`memristive.circuit`); ``None`` is the ideal crossbar.
     """
 
-    device: str | LinearDevice = "ti-alox-taox"
-    mapping: Mapping = field(default_factory=Mapping)
+    memristor: Device = "ti-alox-taox"  # type: ignore[assignment]
+    mapping: Mapping = "differential"  # type: ignore[assignment]
     r_s: float = 1e3
     v_read: float = 0.2
-    nonidealities: list[Any] = field(default_factory=list)
+    nonidealities: list[Effect] = field(default_factory=list)
     read_noise: ReadNoise | None = None
     dac: Converter = field(default_factory=Converter)
     adc: Converter = field(default_factory=Converter)
     tile: Tiling | None = None
     line_resistance: LineResistance | None = None
 
+    __renamed__ = {"device": "the memristor model is 'memristor' (e.g. crossbar.memristor=ti-alox-taox); "
+                             "'device' means a torch device in memristive, as in torch"}
+
     def __post_init__(self) -> None:
-        if isinstance(self.device, str):
-            self.device = preset(self.device)
-        check(math.isfinite(self.r_s) and self.r_s > 0, "crossbar.r_s", self.r_s, "must be a positive resistance in ohms")
-        check(math.isfinite(self.v_read) and self.v_read > 0, "crossbar.v_read", self.v_read, "must be a positive voltage")
-        self.nonidealities = build_nonidealities(self.nonidealities)
+        self.memristor = device_from_spec(self.memristor, "crossbar.memristor")
+        self.mapping = mapping_from_spec(self.mapping, "crossbar.mapping")
+        for key in ("r_s", "v_read"):
+            val = getattr(self, key)
+            check(isinstance(val, (int, float)) and not isinstance(val, bool) and math.isfinite(val) and val > 0,
+                  f"crossbar.{key}", val, "must be a positive finite number (" + ("ohms)" if key == "r_s" else "volts)"))
+        self.nonidealities = build_nonidealities(self.nonidealities, "crossbar.nonidealities")
+        for key, tp in (("read_noise", ReadNoise), ("dac", Converter), ("adc", Converter), ("tile", Tiling),
+                        ("line_resistance", LineResistance)):
+            val = getattr(self, key)
+            if val is not None and not isinstance(val, tp):
+                if isinstance(val, dict):
+                    setattr(self, key, from_dict(tp, val, prefix=f"crossbar.{key}"))
+                else:
+                    raise ConfigError(f"crossbar.{key}={val!r}: expected a {tp.__name__} or a mapping of its fields")
+        check(self.dac is not None and self.adc is not None, "crossbar.dac/adc", (self.dac, self.adc),
+              "use an ideal converter ({bits: null}) instead of null")
+        check_read = getattr(self.memristor, "check_read_voltage", None)
+        if check_read is not None:
+            check_read(self.v_read, "crossbar.v_read")
 
 
 def _make_generator(seed: int | None, device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed) if seed is not None else torch.seed())
     return gen
+
+
+def check_seed(seed: Any, key: str = "seed") -> int:
+    """A seed is an integer in ``[0, 2^63)``."""
+    check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63, key, seed,
+          "must be an integer in [0, 2^63)")
+    return int(seed)
 
 
 class Crossbar(nn.Module):
@@ -83,52 +110,97 @@ class Crossbar(nn.Module):
         if g_pos.dim() != 3:
             raise ValueError(f"g_pos: expected (trials, rows, cols), got shape {tuple(g_pos.shape)}")
         self.config = config
-        self.k = float(k)
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.register_buffer("g_pos", g_pos)
         self.register_buffer("g_neg", g_neg)
         self.register_buffer("stuck_pos", stuck_pos if stuck_pos is not None else torch.zeros_like(g_pos, dtype=torch.bool))
         self.register_buffer("stuck_neg", stuck_neg if stuck_neg is not None else torch.zeros_like(g_neg, dtype=torch.bool))
+        # the mapping scale k and the ADC full scale set by calibrate_adc are state too (0: not set)
+        self.register_buffer("scale", torch.tensor(float(k), dtype=torch.float64))
+        self.register_buffer("adc_range", torch.tensor(0.0, dtype=torch.float64))
+        self._k = float(k)
+        self._adc_r: float | None = None
         self._read_gen: torch.Generator | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def k(self) -> float:
+        """Conductance per unit weight of the mapping (siemens per weight unit)."""
+        return self._k
+
+    @property
+    def memristor(self) -> Device:
+        return self.config.memristor
+
+    @property
+    def mapping(self) -> Mapping:
+        return self.config.mapping
+
+    def get_extra_state(self) -> dict:
+        return {"config": to_dict(self.config), "seed": self.seed}
+
+    def set_extra_state(self, state: dict) -> None:
+        mine = to_dict(self.config)
+        if state.get("config") != mine:
+            diff = _first_difference(state.get("config"), mine)
+            raise ConfigError(f"load_state_dict: the state was saved from a crossbar with a different config "
+                              f"({diff}); convert with the same config, or build from the saved config")
+        self.seed = check_seed(state.get("seed", self.seed))
+        self._read_gen = None
+        self._sync()
+
+    def _sync(self) -> None:
+        """Python copies of the scalar state (read on every matmul)."""
+        self._k = float(self.scale)
+        r = float(self.adc_range)
+        self._adc_r = r if r > 0 else None
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_weights(
         cls,
         w: torch.Tensor,
-        device: LinearDevice | str | None = None,
-        mapping: Mapping | str | None = None,
+        memristor: Device | str | dict | None = None,
+        mapping: Mapping | str | dict | None = None,
         r_s: float | None = None,
         *,
         config: CrossbarConfig | None = None,
         trials: int = 1,
         seed: int | None = 0,
         nonidealities: list | None = None,
+        device: torch.device | str | None = None,
         **overrides,
     ) -> "Crossbar":
         """Program weights ``w`` (inputs × outputs) onto ``trials`` independent device instances.
 
-        Keyword arguments override fields of ``config`` (e.g. ``read_noise=ReadNoise(0.02)``).
+        ``memristor``/``mapping``/``r_s``/``nonidealities`` and other keyword arguments override fields
+        of ``config`` (e.g. ``read_noise=ReadNoise(0.02)``). ``device`` is the torch device to simulate
+        on (default: that of ``w``), as in torch.
         """
-        cfg = config if config is not None else CrossbarConfig()
-        changes: dict[str, Any] = dict(overrides)
-        if device is not None:
-            changes["device"] = device
-        if mapping is not None:
-            changes["mapping"] = Mapping(scheme=mapping) if isinstance(mapping, str) else mapping
-        if r_s is not None:
-            changes["r_s"] = r_s
-        if nonidealities is not None:
-            changes["nonidealities"] = nonidealities
-        if changes:
-            import dataclasses
+        import dataclasses
 
+        cfg = config if config is not None else CrossbarConfig()
+        if not isinstance(cfg, CrossbarConfig):
+            raise ConfigError(f"config={cfg!r}: expected a CrossbarConfig (build one with "
+                              "memristive.config.from_dict(CrossbarConfig, {...}))")
+        changes: dict[str, Any] = dict(overrides)
+        for key, val in (("memristor", memristor), ("mapping", mapping), ("r_s", r_s), ("nonidealities", nonidealities)):
+            if val is not None:
+                changes[key] = val
+        if changes:
             unknown = set(changes) - {f.name for f in dataclasses.fields(CrossbarConfig)}
             if unknown:
-                raise ConfigError(f"Crossbar.from_weights: unknown option(s) {sorted(unknown)}")
+                raise ConfigError(f"Crossbar.from_weights: unknown option(s) {sorted(unknown)}; valid: "
+                                  f"{sorted(f.name for f in dataclasses.fields(CrossbarConfig))}")
             cfg = dataclasses.replace(cfg, **changes)
-        check(isinstance(trials, int) and trials >= 1, "trials", trials, "must be an integer >= 1")
+        check(isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1, "trials", trials,
+              "must be an integer >= 1")
+        if seed is not None:
+            check_seed(seed)
         check_weights(w)
+        if device is not None:
+            device = _torch_device(device)
+            w = w.to(device)
         xb = cls(
             torch.zeros(1, 1, 1, dtype=w.dtype, device=w.device),
             torch.zeros(1, 1, 1, dtype=w.dtype, device=w.device),
@@ -136,22 +208,25 @@ class Crossbar(nn.Module):
             cfg,
             seed=seed if seed is not None else 0,
         )
+        xb.scale = xb.scale.to(w.device)
+        xb.adc_range = xb.adc_range.to(w.device)
         xb.program(w, trials=trials, generator=_make_generator(seed, w.device))
         return xb
 
     def program(self, w: torch.Tensor, trials: int | None = None, generator: torch.Generator | None = None) -> None:
-        """(Re)program the array with weights ``w``: mapping, device levels, then non-idealities."""
+        """(Re)program the array with weights ``w``: mapping, device programming, then non-idealities."""
         check_weights(w)
         cfg = self.config
-        dev = cfg.device
+        dev, mapping = cfg.memristor, cfg.mapping
         trials = trials if trials is not None else self.trials
         gen = generator if generator is not None else _make_generator(self.seed, w.device)
-        g_pos, g_neg, k = weights_to_conductances(w, dev.g_min, dev.g_max, cfg.mapping)
-        if cfg.mapping.scheme == "reference":
-            n_ct = tile_counts(w.shape[0], w.shape[1], "reference", cfg.tile)["col_tiles"]
-            g_neg = g_neg.expand(-1, n_ct).contiguous()
-        g_pos = dev.program(g_pos).expand(trials, -1, -1).contiguous()
-        g_neg = dev.program(g_neg).expand(trials, -1, -1).contiguous()
+        k, w_max = mapping.scale(w, dev)
+        g_pos, g_neg = mapping.to_conductances(w, dev, k, w_max)
+        n_neg = mapping.neg_columns(w.shape[0], w.shape[1], cfg.tile)
+        if g_neg.shape[-1] != n_neg:
+            g_neg = g_neg.expand(-1, n_neg).contiguous()
+        g_pos = dev.program(g_pos, gen).expand(trials, -1, -1).contiguous()
+        g_neg = dev.program(g_neg, gen).expand(trials, -1, -1).contiguous()
         stuck_pos = torch.zeros_like(g_pos, dtype=torch.bool)
         stuck_neg = torch.zeros_like(g_neg, dtype=torch.bool)
         for effect in cfg.nonidealities:
@@ -161,9 +236,10 @@ class Crossbar(nn.Module):
             g_neg, s = effect.apply(g_neg, dev, gen)
             if s is not None:
                 stuck_neg |= s
-        self.k = float(k)
+        self.scale.fill_(float(k))
         self.g_pos, self.g_neg = g_pos, g_neg
         self.stuck_pos, self.stuck_neg = stuck_pos, stuck_neg
+        self._sync()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -184,24 +260,25 @@ class Crossbar(nn.Module):
 
         For the reference scheme ``G_neg`` is the reference column(s) broadcast to every column.
         """
-        return self.g_pos, self._g_neg_full()
+        return self.g_pos, self.g_neg_full()
 
-    def _g_neg_full(self) -> torch.Tensor:
+    def g_neg_full(self) -> torch.Tensor:
+        """``G−`` for every weight column, ``(trials, rows, cols)`` (the reference column broadcast)."""
         if self.g_neg.shape[-1] == self.g_pos.shape[-1]:
             return self.g_neg
         return self._expand_ref(self.g_neg)  # reference scheme: one reference column per column tile
 
     def g_diff(self) -> torch.Tensor:
         """``G+ − G−`` per trial, ``(trials, rows, cols)``."""
-        return self.g_pos - self._g_neg_full()
+        return self.g_pos - self.g_neg_full()
 
     def weights(self) -> torch.Tensor:
         """Effective weights the array holds, ``(trials, inputs, outputs)``."""
-        return conductances_to_weights(self.g_pos, self._g_neg_full(), self.k)
+        return self.config.mapping.to_weights(self.g_pos, self.g_neg_full(), self.k)
 
     def counts(self) -> dict:
-        """Cells and tiles of one device instance (see :func:`memristive.crossbar.tile_counts`)."""
-        return tile_counts(self.in_features, self.out_features, self.config.mapping.scheme, self.config.tile)
+        """Cells and tiles of one device instance (see :meth:`memristive.crossbar.Mapping.tile_counts`)."""
+        return self.config.mapping.tile_counts(self.in_features, self.out_features, self.config.tile)
 
     # ------------------------------------------------------------------ compute
     def _read_generator(self, device) -> torch.Generator:
@@ -214,6 +291,11 @@ class Crossbar(nn.Module):
         state["_read_gen"] = None  # generators are not picklable; recreated from the seed
         state.pop("_derived", None)  # caches are rebuilt on demand
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "_k" not in state:  # pickled before the scale became state
+            self._sync()
 
     def _cached(self, name: str, compute):
         """Tensors derived from the conductances (G+ − G−, noise variances, GEMM layouts), recomputed
@@ -230,17 +312,22 @@ class Crossbar(nn.Module):
             cache[name] = hit
         return hit[3]
 
+    def read_matrix(self) -> torch.Tensor:
+        """What a read multiplies the input voltages by, ``(trials, inputs, outputs)``: ``G+ − G−``, or
+        with ``config.line_resistance`` the exact IR-drop matrix (:func:`memristive.circuit.effective_g_diff`);
+        cached until the conductances change."""
+        return self._read_g()[0]
+
     def _read_g(self) -> tuple[torch.Tensor, str]:
-        """The matrix a read multiplies the input voltages by, and its cache name: ``G+ − G−``, or with
-        ``config.line_resistance`` the exact IR-drop matrix (:func:`memristive.circuit.effective_g_diff`)."""
         lr = self.config.line_resistance
         if lr is None or lr.ideal:
             return self._cached("g_diff", self.g_diff), "g_diff"
         from ..circuit.layout import effective_g_diff
 
-        name = f"g_ir{lr!r}{self.config.mapping.scheme}{self.config.tile!r}"
+        scheme = self.config.mapping.layout
+        name = f"g_ir{lr!r}{scheme}{self.config.tile!r}"
         return self._cached(name, lambda: effective_g_diff(self.g_pos.detach(), self.g_neg.detach(),
-                                                           self.config.mapping.scheme, self.config.tile, lr)), name
+                                                           scheme, self.config.tile, lr)), name
 
     def _partials(self, v: torch.Tensor, g: torch.Tensor, name: str = "") -> torch.Tensor:
         """Column sums per row-tile: ``(T, n_row_tiles, B, cols)`` (one tile when no per-tile ADC).
@@ -275,7 +362,7 @@ class Crossbar(nn.Module):
         reference scheme's reference column is one physical device per row shared by the columns of a
         tile, so its noise is drawn once and shared (correlated across those columns), as in hardware.
         """
-        rn, dev = self.config.read_noise, self.config.device
+        rn, dev = self.config.read_noise, self.config.memristor
         gen = self._read_generator(like.device)
         ref = self.g_neg.shape[-1] != self.g_pos.shape[-1]
         if rn.mode == "range" and (self.config.tile is None or self.config.adc.ideal):
@@ -306,6 +393,10 @@ class Crossbar(nn.Module):
         return t[..., idx]
 
     def _as_trials(self, v: torch.Tensor, name: str) -> torch.Tensor:
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(v).__name__} (use torch.as_tensor)")
+        if v.is_complex():
+            raise TypeError(f"{name}: expected a real tensor, got dtype {v.dtype}")
         if v.dim() == 1:
             v = v.unsqueeze(0)
         if v.dim() == 2:
@@ -321,27 +412,27 @@ class Crossbar(nn.Module):
     def mvm(self, v_in: torch.Tensor) -> torch.Tensor:
         """Output voltages ``V_out = V_in · (G+ − G−) · R_s`` with read noise and ADC, ``(T, B, cols)``."""
         v = self._as_trials(v_in, "v_in").to(self.g_pos.dtype)
+        _check_finite(v, "v_in")
+        return self._mvm(v)
+
+    def _mvm(self, v: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         partial = self._partials(v, *self._read_g())
         if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
             partial = partial + self._read_noise(v, partial)
         partial = partial * cfg.r_s
         if not cfg.adc.ideal:
-            partial = cfg.adc(partial, getattr(self, "_adc_range", None))
+            partial = cfg.adc(partial, self._adc_r)
         return partial.sum(dim=1) if partial.shape[1] > 1 else partial.squeeze(1)
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ W`` in weight units, through DAC, crossbar and ADC: ``(T, B, outputs)``."""
         cfg = self.config
         x = self._as_trials(x, "x")
-        if not torch.isfinite(x.detach().sum()) and not torch.isfinite(x).all():  # cheap check first
-            raise ValueError("x: input contains NaN or infinite values")
+        _check_finite(x, "x")
         x = cfg.dac(x)
         v = x * cfg.v_read
-        return self.mvm(v) / (cfg.v_read * cfg.r_s * self.k)
-
-    def __matmul__(self, x):  # not used for x @ xb; provided for AnalogCore-like xb @ ... symmetry
-        return NotImplemented
+        return self._mvm(v.to(self.g_pos.dtype)) / (cfg.v_read * cfg.r_s * self.k)
 
     def __rmatmul__(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ xb`` is ``xb.matmul(x)``."""
@@ -358,12 +449,38 @@ class Crossbar(nn.Module):
         partial = self._partials(v, *self._read_g()) * cfg.r_s
         a = partial.abs().flatten()
         rng = float(a.max()) if percentile >= 100 else float(torch.quantile(a[: 2**24].float(), percentile / 100))
-        self._adc_range = max(rng, 1e-30)
-        return self._adc_range
+        self.adc_range.fill_(max(rng, 1e-30))
+        self._sync()
+        return self._adc_r
 
     def extra_repr(self) -> str:
         c = self.counts()
         return (
             f"inputs={self.in_features}, outputs={self.out_features}, trials={self.trials}, "
-            f"scheme={self.config.mapping.scheme}, cells={c['cells']}, tiles={c['tiles']}"
+            f"mapping={self.config.mapping.kind}, cells={c['cells']}, tiles={c['tiles']}"
         )
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    if x.is_floating_point() and not torch.isfinite(x.detach().sum()) and not torch.isfinite(x).all():
+        raise ValueError(f"{name}: input contains NaN or infinite values")
+
+
+def _torch_device(device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={device!r}: not a torch device (e.g. 'cpu', 'cuda'); the memristor model "
+                          "is given as memristor=...") from None
+
+
+def _first_difference(a: Any, b: Any, path: str = "crossbar") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: saved {a!r}, this one {b!r}"

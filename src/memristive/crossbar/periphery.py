@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import check
+from ..quantizer import quantize, signed_range, unsigned_range
 
 
 @dataclass
@@ -31,12 +32,16 @@ class Converter:
 
     def __post_init__(self) -> None:
         if self.bits is not None:
+            check(isinstance(self.bits, int) and not isinstance(self.bits, bool), "converter.bits", self.bits,
+                  "must be an integer number of bits (or null for ideal)")
             check(self.bits >= 1, "converter.bits", self.bits, "must be >= 1 (or null for ideal)")
             check(self.bits <= 32, "converter.bits", self.bits, "must be <= 32")
             if self.signed:
                 check(self.bits >= 2, "converter.bits", self.bits, "a signed converter needs >= 2 bits")
         if self.range is not None:
-            check(math.isfinite(self.range) and self.range > 0, "converter.range", self.range, "must be > 0")
+            check(isinstance(self.range, (int, float)) and not isinstance(self.range, bool)
+                  and math.isfinite(self.range) and self.range > 0, "converter.range", self.range,
+                  "must be a finite number > 0 (or null to auto-range)")
 
     @property
     def ideal(self) -> bool:
@@ -52,18 +57,9 @@ class Converter:
 
 
 def uniform_quantize(x: torch.Tensor, bits: int, full_scale, signed: bool = True) -> torch.Tensor:
-    """Uniform quantizer with saturation; straight-through gradient."""
-    if signed:
-        qmax = 2 ** (bits - 1) - 1
-        qmin = -qmax
-    else:
-        qmax = 2**bits - 1
-        qmin = 0
-    step = full_scale / qmax
-    q = torch.clamp(torch.round(x / step), qmin, qmax) * step
-    if not (torch.is_grad_enabled() and x.requires_grad):
-        return q
-    return x + (q - x).detach()
+    """Uniform converter with saturation at ``±full_scale`` (``[0, full_scale]`` unsigned); straight-through gradient."""
+    qmin, qmax = signed_range(bits) if signed else unsigned_range(bits)
+    return quantize(x, full_scale / qmax, qmin, qmax, grad="ste")
 
 
 @dataclass
@@ -74,30 +70,9 @@ class Tiling:
     cols: int = 128
 
     def __post_init__(self) -> None:
+        for key in ("rows", "cols"):
+            val = getattr(self, key)
+            check(isinstance(val, int) and not isinstance(val, bool), f"tile.{key}", val, "must be an integer")
         check(self.rows >= 1, "tile.rows", self.rows, "must be >= 1")
         check(self.cols >= 2, "tile.cols", self.cols, "must be >= 2 (a differential pair needs 2)")
 
-
-def tile_counts(inputs: int, outputs: int, scheme: str, tile: Tiling | None) -> dict:
-    """Cells and tiles for an ``inputs × outputs`` weight matrix.
-
-    Differential pairs are kept in one tile (``cols // 2`` weights per tile row); the reference scheme
-    spends one column of every column-tile on the reference devices.
-    """
-    if scheme == "differential":
-        rows, cols = inputs, 2 * outputs
-    else:
-        rows, cols = inputs, outputs + 1
-    if tile is None:
-        return dict(rows=rows, cols=cols, cells=rows * cols, row_tiles=1, col_tiles=1, tiles=1)
-    row_tiles = math.ceil(inputs / tile.rows)
-    if scheme == "differential":
-        col_tiles = math.ceil(outputs / (tile.cols // 2))
-        cols = 2 * outputs
-    else:
-        col_tiles = math.ceil(outputs / (tile.cols - 1))
-        cols = outputs + col_tiles  # one reference column per column tile
-    return dict(
-        rows=rows, cols=cols, cells=rows * cols, row_tiles=row_tiles, col_tiles=col_tiles,
-        tiles=row_tiles * col_tiles,
-    )

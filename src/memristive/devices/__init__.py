@@ -1,11 +1,15 @@
-"""Device models: validated parameter objects. The physics lives in functions on tensors.
+"""Device models (the physics layer): the :class:`Device` interface, its kinds and presets.
 
 * :class:`LinearDevice` -- a bounded conductance device (``g_min``..``g_max``), optionally with a
-  finite number of programmable levels. Presets: :data:`PRESETS`.
+  finite number of programmable levels.
+* :class:`VTEAMDevice` -- the VTEAM threshold-switching model with a pulse response.
+
+``device_from_spec("ti-alox-taox")`` builds any registered kind from a preset name or parameters.
 """
 
-from .linear import PRESETS, LinearDevice, preset, quantize_to_levels
+from .base import DEVICES, PRESETS, Device, device_from_spec, preset, register_device, register_preset
+from .linear import LinearDevice
 from .vteam import VTEAM_PRESETS, Pulse, Variability, VTEAMArray, VTEAMDevice, vteam_preset
 
-__all__ = ["LinearDevice", "PRESETS", "preset", "quantize_to_levels",
-           "VTEAMDevice", "VTEAM_PRESETS", "vteam_preset", "Pulse", "Variability", "VTEAMArray"]
+__all__ = ["Device", "DEVICES", "PRESETS", "register_device", "register_preset", "preset", "device_from_spec",
+           "LinearDevice", "VTEAMDevice", "VTEAM_PRESETS", "vteam_preset", "Pulse", "Variability", "VTEAMArray"]

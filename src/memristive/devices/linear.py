@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
-import torch
+from dataclasses import dataclass
+from typing import Literal
 
 from ..config import ConfigError, check
+from .base import Device, register_device, register_preset
 
 
+@register_device("linear")
 @dataclass
-class LinearDevice:
+class LinearDevice(Device):
     """A device programmable to any conductance in ``[g_min, g_max]`` (siemens).
 
     Give either resistances (``r_on`` = low-resistance state, ``r_off`` = high-resistance state, in
@@ -25,6 +26,7 @@ class LinearDevice:
     g_max: float | None = None
     levels: int | None = None
     name: str = "linear"
+    kind: Literal["linear"] = "linear"
 
     __config_merge__ = False  # a config mapping replaces the whole device (r_* or g_*, not a mix)
 
@@ -39,83 +41,42 @@ class LinearDevice:
             )
             if not ok:
                 raise ConfigError(
-                    f"device: r_on/r_off=({self.r_on}, {self.r_off}) and g_min/g_max=({self.g_min}, {self.g_max}) "
+                    f"memristor: r_on/r_off=({self.r_on}, {self.r_off}) and g_min/g_max=({self.g_min}, {self.g_max}) "
                     "disagree; give one pair only"
                 )
             has_g = False
         if has_r:
-            check(self.r_on is not None and self.r_off is not None, "device.r_on/r_off",
+            check(self.r_on is not None and self.r_off is not None, "memristor.r_on/r_off",
                   (self.r_on, self.r_off), "both r_on and r_off are needed")
             for key in ("r_on", "r_off"):
                 val = getattr(self, key)
-                check(math.isfinite(val) and val > 0, f"device.{key}", val, "must be a positive finite resistance in ohms")
-            check(self.r_on < self.r_off, "device.r_on", self.r_on,
+                check(math.isfinite(val) and val > 0, f"memristor.{key}", val, "must be a positive finite resistance in ohms")
+            check(self.r_on < self.r_off, "memristor.r_on", self.r_on,
                   f"must be below r_off={self.r_off} (r_on is the low-resistance state)")
             self.g_min, self.g_max = 1.0 / self.r_off, 1.0 / self.r_on
         elif has_g:
-            check(self.g_min is not None and self.g_max is not None, "device.g_min/g_max",
+            check(self.g_min is not None and self.g_max is not None, "memristor.g_min/g_max",
                   (self.g_min, self.g_max), "both g_min and g_max are needed")
             for key in ("g_min", "g_max"):
                 val = getattr(self, key)
-                check(math.isfinite(val) and val >= 0, f"device.{key}", val, "must be a finite conductance >= 0 in siemens")
-            check(self.g_min < self.g_max, "device.g_min", self.g_min, f"must be below g_max={self.g_max}")
+                check(math.isfinite(val) and val >= 0, f"memristor.{key}", val, "must be a finite conductance >= 0 in siemens")
+            check(self.g_min < self.g_max, "memristor.g_min", self.g_min, f"must be below g_max={self.g_max}")
             self.r_on = 1.0 / self.g_max
             self.r_off = math.inf if self.g_min == 0 else 1.0 / self.g_min
         else:
-            raise ConfigError("device: give r_on/r_off (ohms) or g_min/g_max (siemens)")
+            raise ConfigError("memristor: give r_on/r_off (ohms) or g_min/g_max (siemens)")
         if self.levels is not None:
-            check(isinstance(self.levels, int) and self.levels >= 2, "device.levels", self.levels,
+            check(isinstance(self.levels, int) and not isinstance(self.levels, bool) and self.levels >= 2, "memristor.levels", self.levels,
                   "must be an integer >= 2 (or null for an analog device)")
-
-    @property
-    def g_range(self) -> float:
-        return self.g_max - self.g_min
 
     @property
     def on_off_ratio(self) -> float:
         return self.g_max / self.g_min if self.g_min > 0 else math.inf
 
-    def program(self, g: torch.Tensor) -> torch.Tensor:
-        """Conductances this device actually holds when asked for ``g`` (levels applied).
 
-        Targets outside ``[g_min, g_max]`` are an error: the mapping must produce valid targets.
-        """
-        lo, hi = self.g_min, self.g_max
-        tol = max(1e-9, 16 * torch.finfo(g.dtype).eps if g.is_floating_point() else 0.0) * self.g_max  # float32 rounding
-        if torch.isnan(g).any():
-            raise ValueError("device.program: target conductances contain NaN")
-        if (g < lo - tol).any() or (g > hi + tol).any():
-            raise ValueError(
-                f"device.program: targets span [{g.min().item():.4g}, {g.max().item():.4g}] S, outside "
-                f"the device range [{lo:.4g}, {hi:.4g}] S"
-            )
-        g = g.clamp(lo, hi)  # only float rounding beyond the bounds reaches this clamp
-        if self.levels is not None:
-            g = quantize_to_levels(g, lo, hi, self.levels)
-        return g
+# Sun et al., IEEE EDL 39(9):1298 (2018): Ti/AlOx/TaOx/Pt analog synapse, programmable between
+# 1 kOhm and 12 kOhm; the device of the calibration paper (Du, Peng, Liu, J. NUDT 2023).
+register_preset("ti-alox-taox", "linear", r_on=1e3, r_off=12e3, name="Ti/AlOx/TaOx/Pt (Sun 2018), 1-12 kOhm")
+# Li et al., Nat. Mach. Intell. 2019 (1T1R Ta/HfO2): conductances used for weights ~ 0-200 uS
+register_preset("hfo2-1t1r", "linear", g_min=2e-6, g_max=200e-6, name="Ta/HfO2 1T1R (Li 2019), 2-200 uS")
 
-
-def quantize_to_levels(g: torch.Tensor, g_min: float, g_max: float, levels: int) -> torch.Tensor:
-    """Round conductances to the nearest of ``levels`` evenly spaced values in ``[g_min, g_max]``."""
-    if levels < 2:
-        raise ValueError(f"levels={levels}: need at least 2 levels")
-    step = (g_max - g_min) / (levels - 1)
-    idx = torch.round((g - g_min) / step).clamp(0, levels - 1)
-    return g_min + idx * step
-
-
-PRESETS: dict[str, dict] = {
-    # Sun et al., IEEE EDL 39(9):1298 (2018): Ti/AlOx/TaOx/Pt analog synapse, programmable between
-    # 1 kOhm and 12 kOhm; the device of the calibration paper (Du, Peng, Liu, J. NUDT 2023).
-    "ti-alox-taox": dict(r_on=1e3, r_off=12e3, name="Ti/AlOx/TaOx/Pt (Sun 2018), 1-12 kOhm"),
-    # Li et al., Nat. Mach. Intell. 2019 (1T1R Ta/HfO2): conductances used for weights ~ 0-200 uS
-    "hfo2-1t1r": dict(g_min=2e-6, g_max=200e-6, name="Ta/HfO2 1T1R (Li 2019), 2-200 uS"),
-}
-
-
-def preset(name: str, **overrides) -> LinearDevice:
-    """A named device preset, e.g. ``preset("ti-alox-taox")``."""
-    if name not in PRESETS:
-        raise ConfigError(f"device preset {name!r} is unknown; known presets: {sorted(PRESETS)}")
-    params = {**PRESETS[name], **overrides}
-    return LinearDevice(**params)

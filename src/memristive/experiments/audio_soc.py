@@ -52,7 +52,8 @@ from ..data.urbansound import (
 )
 from ..methods.qat import SequenceTask, TrainConfig, predict, quantize_finetune, train_model
 from ..nn.gru import GRUNet, convert_gru
-from ..quant import DeviceVariation, QuantConfig, WeightNoise
+from ..nonideal import DeviceVariation
+from ..quant import QuantConfig, WeightNoise
 from .common import summary
 from .runner import RunFolder, experiment
 
@@ -124,7 +125,7 @@ def _train_qat(run: RunFolder, fp_net: GRUNet, task: SequenceTask, bits: int, no
 
 
 def _noise(sigma: float, crossbar: CrossbarConfig) -> WeightNoise | None:
-    return WeightNoise(sigma, device=crossbar.device) if sigma > 0 else None
+    return WeightNoise.for_crossbar(sigma, crossbar=crossbar) if sigma > 0 else None
 
 
 def _crossbar_outputs(net: GRUNet, x: torch.Tensor, crossbar: CrossbarConfig, variation: float, trials: int,

@@ -152,7 +152,7 @@ def _plot_fig6(run: RunFolder, points: list[dict], software: float, cfg: Fig6Con
     ax.set_xlabel("defect percent α (%)")
     ax.set_ylabel("test accuracy (%)")
     m = cfg.crossbar.mapping
-    mapping = "balanced pairs" if m.balanced else ("pairs offset at G_min" if m.scheme == "differential" else m.scheme)
+    mapping = {"balanced": "balanced pairs", "differential": "pairs offset at G_min"}.get(m.kind, m.kind)
     ax.set_title(f"{'×'.join(map(str, cfg.sizes))} {cfg.activation} MLP, {cfg.trials} arrays/point, {mapping}", fontsize=10)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
@@ -269,16 +269,16 @@ def _plot_table1(run: RunFolder, cells: list[dict], software: float, cfg: Table1
 
 # ============================================================================================ investigations
 MAPPING_VARIANTS = {
-    # name: (mapping overrides, clip varied conductances to [G_min, G_max], defect kind)
-    "offset (default)": ({}, False, "both"),
-    "offset, clipped variation": ({}, True, "both"),
-    "offset, stuck only": ({}, False, "stuck"),
-    "offset, variation only": ({}, False, "variation"),
-    "balanced": ({"balanced": True}, False, "both"),
-    "balanced, clipped variation": ({"balanced": True}, True, "both"),
-    "balanced, stuck only": ({"balanced": True}, False, "stuck"),
-    "balanced, variation only": ({"balanced": True}, False, "variation"),
-    "reference column": ({"scheme": "reference"}, False, "both"),
+    # name: (mapping kind, clip varied conductances to [G_min, G_max], defect kind)
+    "offset (default)": ("differential", False, "both"),
+    "offset, clipped variation": ("differential", True, "both"),
+    "offset, stuck only": ("differential", False, "stuck"),
+    "offset, variation only": ("differential", False, "variation"),
+    "balanced": ("balanced", False, "both"),
+    "balanced, clipped variation": ("balanced", True, "both"),
+    "balanced, stuck only": ("balanced", False, "stuck"),
+    "balanced, variation only": ("balanced", False, "variation"),
+    "reference column": ("reference", False, "both"),
 }
 
 
@@ -306,18 +306,18 @@ class MappingStudyConfig(SoftwareMLPConfig):
 
 
 def mapping_point(model: nn.Module, data, cfg: MappingStudyConfig, variant: str, percent: float, seed: int) -> dict:
-    from ..crossbar import weights_to_conductances
+    from ..crossbar import mapping_from_spec
     from ..nn import convert
 
-    overrides, clip, kind = MAPPING_VARIANTS[variant]
+    mapping_kind, clip, kind = MAPPING_VARIANTS[variant]
     a, b = percent / 100, cfg.beta
     defect = {"both": DefectPercent(a, b, cfg.sigma_low, cfg.sigma_high),
               "stuck": DefectPercent(a * b, 1.0, cfg.sigma_low, cfg.sigma_high),
               "variation": DefectPercent(a * (1 - b), 0.0, cfg.sigma_low, cfg.sigma_high)}[kind]
-    mapping = dataclasses.replace(cfg.crossbar.mapping, **overrides)
+    mapping = mapping_from_spec({"kind": mapping_kind, "w_max": cfg.crossbar.mapping.w_max})
     xcfg = dataclasses.replace(cfg.crossbar, mapping=mapping, nonidealities=[*cfg.crossbar.nonidealities, defect])
     hw = convert(model, xcfg, trials=cfg.trials, seed=seed)
-    dev = xcfg.device
+    dev = xcfg.memristor
     harmful, rel_err = [], []
     for lin, layer in zip([m for m in model.modules() if isinstance(m, nn.Linear)],
                           [m for m in hw.modules() if isinstance(m, CrossbarLinear)]):
@@ -326,7 +326,7 @@ def mapping_point(model: nn.Module, data, cfg: MappingStudyConfig, variant: str,
             for name in ("g_pos", "g_neg"):
                 getattr(xb, name).clamp_(dev.g_min, dev.g_max)
         w = lin.weight.detach().t()
-        tp, tn, _ = weights_to_conductances(w, dev.g_min, dev.g_max, mapping)
+        tp, tn = mapping.to_conductances(w, dev)
         # a device stuck at HRS matters only if its target was above G_min
         hits = (xb.stuck_pos & (tp > dev.g_min * (1 + 1e-6))).sum()
         total = xb.stuck_pos.sum()

@@ -24,7 +24,8 @@ from ..data.trajectories import ATTACKS, TrajectoryConfig, make_trajectory_datas
 from ..hardware import hardware_cost
 from ..methods.qat import SequenceTask, TrainConfig, evaluate, predict, quantize_finetune, train_model
 from ..nn.gru import CrossbarGRUNet, GRUNet
-from ..quant import DeviceVariation, QuantConfig, WeightNoise, calibration
+from ..nonideal import DeviceVariation
+from ..quant import QuantConfig, WeightNoise, calibration
 from .common import summary
 from .runner import RunFolder, experiment
 
@@ -213,7 +214,7 @@ def run_trajectories(cfg: TrajectoriesConfig, run: RunFolder) -> dict:
     rows = []
     for b in tqdm(cfg.bits, desc="bit widths"):
         quant = dataclasses.replace(cfg.quant, weight_bits=b, act_bits=None if cfg.quant.act_bits is None else b)
-        noise = WeightNoise(cfg.noise_sigma, device=cfg.crossbar.device) if cfg.noise_sigma > 0 else None
+        noise = WeightNoise.for_crossbar(cfg.noise_sigma, crossbar=cfg.crossbar) if cfg.noise_sigma > 0 else None
 
         def point(b=b, quant=quant, noise=noise):
             net = train_qat(run, fp_net, task, quant, noise, cfg.qat, cfg.seed + 17 * b, key=f"qat_{b}bit")
@@ -339,7 +340,7 @@ def run_gru_variation(cfg: GRUVariationConfig, run: RunFolder) -> dict:
     else:
         fp_net = train_fp(run, task, cfg.model, cfg.fp, cfg.seed)
     qat = train_qat(run, fp_net, task, cfg.quant, None, cfg.qat, cfg.seed + 1, key="qat")
-    noise = WeightNoise(cfg.noise_sigma, cfg.noise_mode, device=cfg.crossbar.device)
+    noise = WeightNoise.for_crossbar(cfg.noise_sigma, cfg.noise_mode, cfg.crossbar)
     qat_noise = train_qat(run, fp_net, task, cfg.quant, noise, cfg.qat, cfg.seed + 1, key="qat_noise")
     software = {n: round(100 * float(evaluate(m, task)[0]), 2) for n, m in
                 (("fp", fp_net), ("qat", qat), ("qat_noise", qat_noise))}
@@ -354,7 +355,7 @@ def run_gru_variation(cfg: GRUVariationConfig, run: RunFolder) -> dict:
         paper = PAPER_FIG7.get(round(v, 4))
         table.append({"variation": v, "without": a["mean"], "with": b["mean"], "gain": round(b["mean"] - a["mean"], 2),
                       "paper_without": paper[0] if paper else None, "paper_with": paper[1] if paper else None})
-    return {"software": software, "fp_from": cfg.fp_from, "noise": dataclasses.asdict(noise) | {"device": noise.device.name},
+    return {"software": software, "fp_from": cfg.fp_from, "noise": dataclasses.asdict(noise) | {"memristor": noise.memristor.name},
             "table": table, "points": rows, "data": task.info}
 
 

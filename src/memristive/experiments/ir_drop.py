@@ -83,7 +83,7 @@ def evaluate(model, data, cfg: IRDropConfig, size: int, r: float, reference: tor
     t0 = time.perf_counter()
     with torch.no_grad():
         for layer in _layers(hw):  # solve (and cache) every layer's networks: the one-off cost
-            layer.crossbar._read_g()
+            layer.crossbar.read_matrix()
     solve_s = time.perf_counter() - t0
     acc = accuracy(hw, data.x_test, data.y_test)
     with torch.no_grad():

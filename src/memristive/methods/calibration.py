@@ -307,12 +307,6 @@ def calibrated_layers(model: nn.Module) -> list[CalibratedLinear]:
     return [m for m in model.modules() if isinstance(m, CalibratedLinear)]
 
 
-def recalibrate(model: nn.Module) -> None:
-    """Re-measure ``δ'`` of every calibrated layer (after the array was written)."""
-    for layer in calibrated_layers(model):
-        layer.recalibrate()
-
-
 @contextlib.contextmanager
 def standard_mode(model: nn.Module):
     """Inside the block, calibrated layers compute the standard (ideal digital) output ``x·W``."""

@@ -407,7 +407,7 @@ class InSituMLP(nn.Module):
             if d2d.dim() == 0:
                 d2d = p2p = float(noise)
         dev = cfg.device
-        xcfg = CrossbarConfig(device=LinearDevice(g_min=dev.g_min, g_max=dev.g_max), v_read=cfg.v_read)
+        xcfg = CrossbarConfig(memristor=LinearDevice(g_min=dev.g_min, g_max=dev.g_max), v_read=cfg.v_read)
         layers = []
         for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])):
             layers.append(VTEAMLinear(a, b, cfg.bias, cfg.w_max[i], dev, cfg.pulse, cfg.variability, trials, d2d, p2p,

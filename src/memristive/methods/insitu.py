@@ -53,10 +53,10 @@ from tqdm.auto import tqdm
 
 from ..config import check
 from ..crossbar import Crossbar
-from ..devices import quantize_to_levels
+from ..quantizer import quantize_levels
 from .calibration import CalibratedLinear, calibrated_layers, standard_mode
 
-__all__ = ["DeviceArray", "InSituConfig", "insitu_train", "output_gate", "update_gate"]
+__all__ = ["DeviceArray", "InSituConfig", "insitu_train", "output_gate", "update_gate", "gather_rows"]
 
 GATES = ("output", "update", "both", "none")
 
@@ -82,13 +82,10 @@ class DeviceArray:
               "must be 'persistent' or 'redraw'")
         self.write_variation = write_variation
         self.xb = crossbar
-        self.device = cfg.device
-        self.scheme = cfg.mapping.scheme
-        self.balanced = bool(getattr(cfg.mapping, "balanced", False))
+        self.device = dev = cfg.memristor
+        self.mapping = mapping = cfg.mapping
         self.k = crossbar.k
-        dev = self.device
-        span = dev.g_max - dev.g_min
-        self.w_max = span / self.k if self.scheme == "differential" else span / (2 * self.k)
+        self.w_max = mapping.w_max_for(self.k, dev)
         T = crossbar.trials
         w = w.detach().to(crossbar.g_pos.dtype)
         self.w_int = (w.unsqueeze(0) if w.dim() == 2 else w).expand(T, -1, -1).clone()
@@ -98,13 +95,7 @@ class DeviceArray:
         if float(self.w_int.abs().max()) > self.w_max * (1 + 1e-5):
             raise ValueError(f"w: |W| reaches {float(self.w_int.abs().max()):.4g}, beyond the crossbar's range "
                              f"w_max={self.w_max:.4g}; pass the weights the crossbar was programmed with")
-        mid = 0.5 * (dev.g_min + dev.g_max)
-        if self.scheme == "reference":
-            self._affine = {"pos": (dev.g_min + self.k * self.w_max, self.k)}
-        elif self.balanced:
-            self._affine = {"pos": (mid, 0.5 * self.k), "neg": (mid, -0.5 * self.k)}
-        else:
-            self._affine = {"pos": (dev.g_min, self.k), "neg": (dev.g_min, self.k)}
+        self._affine = {side: mapping.affine(side, dev, self.k, self.w_max) for side in mapping.sides}
         self._state = {}
         self._shared = {}  # per drive: the previous drive/targets and the write counter
         for which in self._affine:
@@ -136,9 +127,8 @@ class DeviceArray:
     # ------------------------------------------------------------------ internals
     def _drive(self, w: torch.Tensor, which: str) -> torch.Tensor:
         """A new tensor (it is kept to detect which targets change at the next write)."""
-        if self.scheme == "differential" and not self.balanced:
-            return w.clamp(min=0) if which == "pos" else w.clamp(max=0).neg_()
-        return w.clone()
+        u = self.mapping.drive(w, which)
+        return u.clone() if u is w else u
 
     def _target(self, u: torch.Tensor, which: str) -> torch.Tensor:
         """Nominal device targets (siemens) for drive ``u``, on the device's levels if it has them."""
@@ -146,14 +136,14 @@ class DeviceArray:
         dev = self.device
         t = (u * c1).add_(c0).clamp_(dev.g_min, dev.g_max)  # the clamp only catches float rounding
         if dev.levels is not None:
-            t = quantize_to_levels(t, dev.g_min, dev.g_max, dev.levels)
+            t = quantize_levels(t, dev.g_min, dev.g_max, dev.levels)
         return t
 
     def _drive_key(self, which: str) -> str:
         """Drives shared by both devices of a pair (balanced, reference) are computed once."""
-        if self.scheme == "differential" and not self.balanced:
-            return which  # G+ follows max(W, 0), G− follows max(−W, 0)
-        if self.balanced and self.device.levels is not None:
+        if not self.mapping.shared_drive:
+            return which  # e.g. offset pairs: G+ follows max(W, 0), G− follows max(−W, 0)
+        if len(self.mapping.sides) > 1 and self.device.levels is not None:
             return which  # G_mid ± k·W/2 on levels: the two devices can change at different steps
         return "w"
 
@@ -249,9 +239,46 @@ class DeviceArray:
         trial-shared inputs multiply it as one GEMM without a layout copy (a ``(T, in, out)`` view)."""
         xb = self.xb
         buf = torch.empty(xb.in_features, xb.trials, xb.out_features, dtype=xb.g_pos.dtype, device=xb.g_pos.device)
-        torch.sub(xb.g_pos.permute(1, 0, 2), xb._g_neg_full().permute(1, 0, 2), out=buf)
+        torch.sub(xb.g_pos.permute(1, 0, 2), xb.g_neg_full().permute(1, 0, 2), out=buf)
         buf.mul_(1.0 / self.k)
         return buf.permute(1, 0, 2).requires_grad_(True)
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The written devices of a cell: ``("pos", "neg")`` for pairs, ``("pos",)`` with a reference column."""
+        return tuple(self._state)
+
+    def stuck_values(self, which: str) -> torch.Tensor:
+        """Conductances of the stuck devices of side ``which`` (0 elsewhere), ``(T, rows, cols)``."""
+        return self._state[which]["g_stuck"]
+
+    def target(self, w: torch.Tensor, which: str) -> torch.Tensor:
+        """The mapping target of weights ``w`` for side ``which`` (no levels; differentiable in ``w``)."""
+        return self.mapping.target(w, which, self.device, self.k, self.w_max)
+
+    def defects(self) -> torch.Tensor:
+        """``(T, rows, cols)`` bool: a written device of the cell is stuck."""
+        d = self.xb.stuck_pos.clone()
+        if "neg" in self._state:
+            d |= self.xb.stuck_neg
+        return d
+
+    @torch.no_grad()
+    def permute_rows(self, rows: torch.Tensor) -> None:
+        """Store crossbar and device state in logical row order: logical row i ← physical row ``rows[:, i]``."""
+        xb = self.xb
+        for name in ("g_pos", "stuck_pos", "g_neg", "stuck_neg"):  # the reference column has one device per row too
+            buf = getattr(xb, name)
+            buf.copy_(gather_rows(buf, rows))  # in place, so conductance-derived caches are invalidated
+        for st in self._state.values():
+            for key, val in list(st.items()):
+                if isinstance(val, torch.Tensor):
+                    st[key] = gather_rows(val, rows)
+        for sh in self._shared.values():
+            for key in list(sh):
+                sh[key] = gather_rows(sh[key], rows)
+        self.w_int = gather_rows(self.w_int, rows)
+        # prev drive/targets belong to the weights each physical row held; w_int moved with them
 
     def write_counts(self) -> dict:
         """Writes per trial (all devices) and per device (mean, max over devices and trials)."""
@@ -260,6 +287,11 @@ class DeviceArray:
         n_dev = sum(x[0].numel() for x in ws)
         return {"per_trial": per_trial, "devices": n_dev, "mean_per_device": float(per_trial.double().mean()) / n_dev,
                 "max_per_device": max(int(x.max()) for x in ws), "blocked_per_trial": self.blocked()}
+
+
+def gather_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``out[t, i] = t[t, rows[t, i]]`` for ``(T, rows, cols)`` tensors."""
+    return torch.gather(t, 1, rows.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
 
 
 @dataclass

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from ..config import check
 from .calibration import CalibrationConfig, calibrate, calibrated_layers
-from .insitu import DeviceArray
+from .insitu import DeviceArray, gather_rows
 
 __all__ = ["LiuConfig", "significance_cost", "error_cost", "assignment_cost", "hungarian_rows",
            "realized_weights", "liu_rescue"]
@@ -82,39 +82,20 @@ def realized_weights(w: torch.Tensor, array: DeviceArray, rows: torch.Tensor | N
     """
     g = []
     for which in ("pos", "neg"):
-        st = array._state.get(which)
-        if st is None:  # reference scheme: the reference column's actual conductance
-            g.append(array.xb._g_neg_full())
+        if which not in array.sides:  # reference scheme: the reference column's actual conductance
+            g.append(array.xb.g_neg_full())
             continue
         stuck = getattr(array.xb, f"stuck_{which}")
-        g_stuck = st["g_stuck"]
+        g_stuck = array.stuck_values(which)
         if rows is not None:
-            stuck, g_stuck = _rows(stuck, rows), _rows(g_stuck, rows)
-        t = _affine_target(array, w, which)
-        g.append(torch.where(stuck, g_stuck, t))
-    return (g[0] - g[1]) / array.k
-
-
-def _affine_target(array: DeviceArray, w: torch.Tensor, which: str) -> torch.Tensor:
-    """Mapping target (no levels) of ``w``, differentiable; same formulas as ``DeviceArray``."""
-    c0, c1 = array._affine[which]
-    if array.scheme == "differential" and not array.balanced:
-        u = torch.relu(w) if which == "pos" else torch.relu(-w)
-    else:
-        u = w
-    return c0 + c1 * u
-
-
-def _rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    return torch.gather(t, 1, rows.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+            stuck, g_stuck = gather_rows(stuck, rows), gather_rows(g_stuck, rows)
+        g.append(torch.where(stuck, g_stuck, array.target(w, which)))
+    return array.mapping.to_weights(g[0], g[1], array.k)
 
 
 def defect_indicator(array: DeviceArray) -> torch.Tensor:
     """``(T, rows, cols)``: 1.0 where a device of the cell pair is stuck."""
-    d = array.xb.stuck_pos.clone()
-    if "neg" in array._state:
-        d |= array.xb.stuck_neg
-    return d.to(array.xb.g_pos.dtype)
+    return array.defects().to(array.xb.g_pos.dtype)
 
 
 def significance_cost(w: torch.Tensor, defects: torch.Tensor) -> torch.Tensor:
@@ -127,20 +108,20 @@ def error_cost(w: torch.Tensor, array: DeviceArray, chunk: int = 16) -> torch.Te
     T, n_in, n_out = array.w_int.shape
     w = w.expand(T, -1, -1)
     out = torch.empty(T, n_in, n_in, dtype=w.dtype, device=w.device)
-    g_stuck = {k: st["g_stuck"] for k, st in array._state.items()}
-    stuck = {k: getattr(array.xb, f"stuck_{k}") for k in array._state}
-    g_ref = array.xb._g_neg_full() if "neg" not in array._state else None
+    g_stuck = {k: array.stuck_values(k) for k in array.sides}
+    stuck = {k: getattr(array.xb, f"stuck_{k}") for k in array.sides}
+    g_ref = array.xb.g_neg_full() if "neg" not in array.sides else None
     with torch.no_grad():
         for i0 in range(0, n_in, chunk):  # chunks of logical rows (memory), all trials and rows at once
             wi = w[:, i0 : i0 + chunk].unsqueeze(2)  # (T, c, 1, out)
             g = []
             for which in ("pos", "neg"):
-                if which not in array._state:
+                if which not in array.sides:
                     g.append(g_ref.unsqueeze(1))
                     continue
-                t = _affine_target(array, wi, which)  # (T, c, 1, out)
+                t = array.target(wi, which)  # (T, c, 1, out)
                 g.append(torch.where(stuck[which].unsqueeze(1), g_stuck[which].unsqueeze(1), t))
-            err = ((g[0] - g[1]) / array.k - wi).abs().sum(-1)  # (T, c, rows)
+            err = (array.mapping.to_weights(g[0], g[1], array.k) - wi).abs().sum(-1)  # (T, c, rows)
             out[:, i0 : i0 + chunk] = err
     return out
 
@@ -163,23 +144,6 @@ def assignment_cost(cost: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- the method
-def _permute_rows(array: DeviceArray, rows: torch.Tensor) -> None:
-    """Store crossbar and device state in logical row order: logical row i ← physical row rows[:, i]."""
-    xb = array.xb
-    for name in ("g_pos", "stuck_pos", "g_neg", "stuck_neg"):  # the reference column has one device per row too
-        buf = getattr(xb, name)
-        buf.copy_(_rows(buf, rows))  # in place, so conductance-derived caches are invalidated
-    for st in array._state.values():
-        for key, val in list(st.items()):
-            if isinstance(val, torch.Tensor):
-                st[key] = _rows(val, rows)
-    for sh in array._shared.values():
-        for key in list(sh):
-            sh[key] = _rows(sh[key], rows)
-    array.w_int = _rows(array.w_int, rows)
-    # prev drive/targets belong to the weights each physical row held; w_int moved with them
-
-
 def liu_rescue(hw_model: nn.Module, reference: nn.Module, x: torch.Tensor, y: torch.Tensor,
                config: LiuConfig | None = None, progress: bool = True) -> tuple[nn.Module, dict]:
     """Apply Liu et al.'s remapping and defect-aware retraining to every crossbar of ``hw_model``.
@@ -208,7 +172,7 @@ def liu_rescue(hw_model: nn.Module, reference: nn.Module, x: torch.Tensor, y: to
             before, after = assignment_cost(cost, ident), assignment_cost(cost, rows)
             info.update(cost_before=float(before.mean()), cost_after=float(after.mean()),
                         rows_moved=float((rows != ident).double().mean()))
-            _permute_rows(arr, rows)
+            arr.permute_rows(rows)
             rows_all.append(rows)
         stats["layers"].append(info)
     weights = [lay.w_ref.unsqueeze(0).expand(arr.w_int.shape).clone().requires_grad_(True)

@@ -115,7 +115,7 @@ def gru_matrices(gru: nn.GRU, layer: int, layout: str = "fused") -> dict[str, to
     return {"xh1": torch.cat(rows, 0)}
 
 
-def _structural_params(layout: str, key: str, n_in: int, h: int, bias: bool) -> int:
+def structural_params(layout: str, key: str, n_in: int, h: int, bias: bool) -> int:
     """Entries of a layout matrix that hold a parameter (the fused zero blocks do not)."""
     if layout == "fused":
         return 3 * h * (n_in + h) + (4 * h if bias else 0)
@@ -312,10 +312,8 @@ class CrossbarMatrix(nn.Module):
         else:
             q, scale = weight_codes(w, bits, granularity, groups)
             qm = symmetric_qmax(bits)
-            one_sided = config.mapping.scheme == "differential" and not getattr(config.mapping, "balanced", False)
-            levels = qm + 1 if one_sided else 2 * qm + 1  # |q| of Q per device, or ±q around the middle
-            dev = dataclasses.replace(config.device, levels=levels)
-            cfg = dataclasses.replace(config, device=dev, mapping=dataclasses.replace(config.mapping, w_max=float(qm)))
+            dev = dataclasses.replace(config.memristor, levels=config.mapping.code_levels(qm))
+            cfg = dataclasses.replace(config, memristor=dev, mapping=dataclasses.replace(config.mapping, w_max=float(qm)))
             xb = Crossbar.from_weights(q.contiguous(), config=cfg, trials=trials, seed=seed)
         return cls(xb, scale, n_params, bits)
 
@@ -389,7 +387,7 @@ class CrossbarGRU(nn.Module):
             for key, m in gru_matrices(gru, layer, layout).items():
                 mats[key] = CrossbarMatrix.from_matrix(
                     m.detach(), config, trials=trials, seed=seed + 1000 * idx, bits=bits, granularity=gran,
-                    groups=4 if key == "xh1" else 3, n_params=_structural_params(layout, key, n_in, h, gru.bias))
+                    groups=4 if key == "xh1" else 3, n_params=structural_params(layout, key, n_in, h, gru.bias))
                 idx += 1
             layers.append(mats)
         if isinstance(gru, QuantGRU):

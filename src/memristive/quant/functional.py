@@ -15,6 +15,7 @@ Asymmetric (affine) activation quantization, ``b`` bits, ``N = 2^b − 1``::
 ``a_min``/``a_max`` come from an observer (:mod:`memristive.quant.observers`); the range is first
 widened to contain 0 so that 0 is exactly representable (the usual convention, as in PyTorch).
 
+Both are :func:`memristive.quantizer.quantize` (the one quantizer core) with ``grad="clipped"``.
 Gradients: ``round`` is replaced by the identity in the backward pass (straight-through estimator,
 STE). ``clamp`` keeps its true gradient, so values outside the representable range get zero gradient
 ("clipped STE", the PyTorch fake-quant convention). For weights the symmetric scale is taken from
@@ -24,6 +25,8 @@ STE). ``clamp`` keeps its true gradient, so values outside the representable ran
 from __future__ import annotations
 
 import torch
+
+from ..quantizer import codes, quantize, ste_round
 
 __all__ = [
     "ste_round",
@@ -50,21 +53,6 @@ def check_bits(bits: int, key: str = "bits") -> int:
     check(isinstance(bits, int) and not isinstance(bits, bool) and MIN_BITS <= bits <= MAX_BITS, key, bits,
           f"must be an integer bit width in [{MIN_BITS}, {MAX_BITS}]")
     return bits
-
-
-class _RoundSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return torch.round(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
-
-
-def ste_round(x: torch.Tensor) -> torch.Tensor:
-    """``round(x)`` forward, identity backward (straight-through estimator)."""
-    return _RoundSTE.apply(x)
 
 
 def symmetric_qmax(bits: int) -> int:
@@ -94,8 +82,7 @@ def symmetric_codes(w: torch.Tensor, bits: int, dim: int | None = None) -> tuple
     """Integer codes and scale: ``(q, s_w)`` with ``W_q = s_w · q``, ``q ∈ {−Q, …, Q}`` (no STE)."""
     s = symmetric_scale(w, bits, dim)
     qm = symmetric_qmax(bits)
-    q = torch.clamp(torch.round(w.detach() / s), -qm, qm)
-    return q, s
+    return codes(w, s, -qm, qm), s
 
 
 def quantize_symmetric(
@@ -104,7 +91,7 @@ def quantize_symmetric(
     """Fake-quantized weights ``W_q = s_w · clamp(round(W/s_w), −Q, Q)`` with STE gradients."""
     s = symmetric_scale(w, bits, dim) if scale is None else scale
     qm = symmetric_qmax(bits)
-    return torch.clamp(ste_round(w / s), -qm, qm) * s
+    return quantize(w, s, -qm, qm, grad="clipped")
 
 
 def asymmetric_qparams(a_min, a_max, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,5 +121,4 @@ def quantize_asymmetric(a: torch.Tensor, bits: int, a_min, a_max) -> torch.Tenso
     s, z = asymmetric_qparams(a_min, a_max, bits)
     s = s.to(a.dtype)
     z = z.to(a.dtype)
-    n = 2**bits - 1
-    return (torch.clamp(ste_round(a / s) + z, 0, n) - z) * s
+    return quantize(a, s, 0, 2**bits - 1, zero_point=z, grad="clipped")

@@ -1,0 +1,126 @@
+"""The device interface every memristor model implements, its registry and named presets.
+
+A device is a validated dataclass (its parameters) with methods that are pure functions on tensors:
+
+* ``g_min``/``g_max`` — the programmable conductance range (siemens); ``levels`` — ``None`` (analog)
+  or the number of evenly spaced programmable conductances;
+* :meth:`Device.program` — what the device holds when asked for a target conductance (levels
+  applied; targets outside the range are an error, never silently clipped);
+* :meth:`Device.pulse` — its response to signed pulse counts, where the device has one
+  (``has_pulse_response``);
+* :meth:`Device.current` — its read I–V (linear ``I = V·G`` unless the model says otherwise).
+
+Kinds register where they are defined (``@register_device("linear")``) and presets with
+:func:`register_preset`; a config names a device by preset (``"ti-alox-taox"``), by parameters
+(``{kind: linear, r_on: 1e3, r_off: 12e3}``) or by a preset with overrides
+(``{preset: ti-alox-taox, levels: 16}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from ..config import ConfigError, Registry
+from ..quantizer import quantize_levels
+
+__all__ = ["Device", "DEVICES", "PRESETS", "register_device", "register_preset", "preset", "device_from_spec"]
+
+
+class _DeviceRegistry(Registry):
+    """Device kinds; a plain string names a preset, ``{preset: NAME, ...}`` overrides a preset's fields."""
+
+    def build(self, value: Any, key: str, base: Any = None) -> Any:
+        if isinstance(value, str):
+            return preset(value, key=key)
+        if isinstance(value, dict) and "preset" in value:
+            overrides = {k: v for k, v in value.items() if k != "preset"}
+            return preset(value["preset"], key=key, **overrides)
+        return super().build(value, key, base)
+
+
+DEVICES = _DeviceRegistry("device", default_kind="linear")
+PRESETS: dict[str, tuple[str, dict]] = {}  # name -> (kind, parameters)
+
+
+def register_device(kind: str):
+    """Class decorator registering a device kind."""
+    return DEVICES.register(kind)
+
+
+def register_preset(name: str, kind: str, /, **params) -> None:
+    """A named parameter set of a registered device kind (cite its source beside the call)."""
+    PRESETS[name] = (kind, params)
+
+
+def preset(name: str, /, key: str = "memristor", **overrides) -> "Device":
+    """A named device preset, e.g. ``preset("ti-alox-taox")``; ``overrides`` replace single fields."""
+    from ..config import from_dict
+
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError(f"{key}={name!r}: unknown device preset; known presets: {sorted(PRESETS)}")
+    kind, params = PRESETS[name]
+    cls = DEVICES[kind]
+    data = dict(params)
+    # a preset given as resistances is overridden as resistances (and vice versa): drop the other pair
+    if {"g_min", "g_max"} & set(overrides):
+        data = {k: v for k, v in data.items() if k not in ("r_on", "r_off")}
+    if {"r_on", "r_off"} & set(overrides):
+        data = {k: v for k, v in data.items() if k not in ("g_min", "g_max")}
+    data.update(overrides)
+    data.setdefault("kind", kind)
+    return from_dict(cls, data, prefix=key)
+
+
+def device_from_spec(spec: Any, key: str = "memristor") -> "Device":
+    """A :class:`Device` from a preset name, a parameter mapping or a device."""
+    return DEVICES.build(spec, key)
+
+
+class Device:
+    """Base of every memristor model (subclasses are dataclasses with a ``kind`` field)."""
+
+    __registry__ = DEVICES
+    has_pulse_response: ClassVar[bool] = False
+    levels: int | None = None
+
+    # subclasses provide g_min / g_max (fields or properties)
+    g_min: float
+    g_max: float
+
+    @property
+    def g_range(self) -> float:
+        return self.g_max - self.g_min
+
+    @property
+    def g_mid(self) -> float:
+        return 0.5 * (self.g_min + self.g_max)
+
+    def check_targets(self, g: torch.Tensor) -> torch.Tensor:
+        """Targets must lie in ``[g_min, g_max]`` (float rounding aside); returns them clamped to it."""
+        lo, hi = self.g_min, self.g_max
+        tol = max(1e-9, 16 * torch.finfo(g.dtype).eps if g.is_floating_point() else 0.0) * hi
+        if torch.isnan(g).any():
+            raise ValueError(f"{type(self).__name__}.program: target conductances contain NaN")
+        if (g < lo - tol).any() or (g > hi + tol).any():
+            raise ValueError(
+                f"{type(self).__name__}.program: targets span [{g.min().item():.4g}, {g.max().item():.4g}] S, "
+                f"outside the device range [{lo:.4g}, {hi:.4g}] S"
+            )
+        return g.clamp(lo, hi)  # only float rounding beyond the bounds reaches this clamp
+
+    def program(self, g_target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Conductances the device holds when asked for ``g_target`` (levels applied)."""
+        g = self.check_targets(g_target)
+        if self.levels is not None:
+            g = quantize_levels(g, self.g_min, self.g_max, self.levels)
+        return g
+
+    def pulse(self, g: torch.Tensor, n: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Conductances after ``n`` signed pulses per cell (``n > 0`` raises G). Pulsed devices override."""
+        raise NotImplementedError(f"{type(self).__name__} has no pulse response (has_pulse_response=False)")
+
+    def current(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Read current ``I(V, G)``; linear ``V·G`` unless the device model says otherwise."""
+        return v * g

@@ -161,11 +161,11 @@ def _build(model, cfg: DriftConfig, which: str):
     """Crossbar instances of ``model`` for device model ``which``, wrapped for aging."""
     if which == "pcm":
         dev = LinearDevice(g_min=0.0, g_max=cfg.pcm_g_max, name="PCM-like 0-25 uS (aihwkit)")
-        xcfg = dataclasses.replace(cfg.crossbar, device=dev)
+        xcfg = dataclasses.replace(cfg.crossbar, memristor=dev)
         effect = cfg.pcm
     else:
         xcfg = dataclasses.replace(cfg.crossbar)
-        dev = xcfg.device
+        dev = xcfg.memristor
         effect = cfg.rram
     hw = convert(model, xcfg, trials=cfg.trials, seed=cfg.seed * 7919 + (1 if which == "pcm" else 2))
     if which == "pcm" and cfg.pcm_programming_scale > 0:

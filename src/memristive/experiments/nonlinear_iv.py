@@ -46,7 +46,7 @@ class NonlinearReadLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xb = self.layer.crossbar
-        cur = nonlinear_read(xb.g_pos, xb.g_neg, xb.config.mapping.scheme, xb.config.tile,
+        cur = nonlinear_read(xb.g_pos, xb.g_neg, xb.config.mapping.layout, xb.config.tile,
                              x * self.v_read, self.iv, self.r_row, self.r_col)
         y = cur / (self.v_read * xb.k)
         return y + self.layer.bias if self.layer.bias is not None else y

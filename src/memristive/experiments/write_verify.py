@@ -69,9 +69,9 @@ def _setup(model, cfg: WriteVerifyConfig, which: str):
         dev = LinearDevice(g_min=vt.g_min, g_max=vt.g_max, name="VTEAM range")
         pulses = VTEAMPulse(vt, p2p=cfg.p2p)
     else:
-        dev = cfg.crossbar.device
+        dev = cfg.crossbar.memristor
         pulses = LinearPulse.for_device(dev, step=cfg.step, noise=cfg.noise)
-    hw = convert(model, dataclasses.replace(cfg.crossbar, device=dev), trials=cfg.trials, seed=cfg.seed * 31 + 1)
+    hw = convert(model, dataclasses.replace(cfg.crossbar, memristor=dev), trials=cfg.trials, seed=cfg.seed * 31 + 1)
     layers = [m for m in hw.modules() if isinstance(m, CrossbarLinear)]
     targets = [(lay.crossbar.g_pos.detach().clone(), lay.crossbar.g_neg.detach().clone()) for lay in layers]
     return hw, layers, targets, pulses, dev

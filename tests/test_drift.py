@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from memristive.config import ConfigError
+from memristive.devices import LinearDevice
 from memristive.drift import (
     PCMDrift,
     PCMProgramming,
     RRAMRetention,
+    YEAR,
     build_time_effect,
     column_drift_scale,
     global_drift_scale,
@@ -21,6 +23,7 @@ from memristive.drift import (
 )
 
 G_MAX = 25e-6
+DEV = LinearDevice(g_min=0.0, g_max=G_MAX)
 
 
 def gen(seed=0):
@@ -55,14 +58,14 @@ def test_nu_statistics_match_the_published_fit():
 def test_pcm_drift_same_instance_at_every_time():
     g = torch.full((4000,), 0.5 * G_MAX, dtype=torch.float64)
     eff = PCMDrift(read_noise=False)
-    st_a = eff.draw(g, G_MAX, gen(3))
-    st_b = eff.draw(g, G_MAX, gen(3))
+    st_a = eff.draw(g, DEV, gen(3))
+    st_b = eff.draw(g, DEV, gen(3))
     assert torch.equal(st_a["nu"], st_b["nu"])  # same seed, same ν
-    g1, g2 = eff.at(g, st_a, 100.0, G_MAX), eff.at(g, st_a, 1e6, G_MAX)
+    g1, g2 = eff.at(g, st_a, 100.0, DEV), eff.at(g, st_a, 1e6, DEV)
     # the ratio between two read times is the power law of the stored ν, device by device
     expect = ((1e6 + 20.0) / (100.0 + 20.0)) ** (-st_a["nu"])
     assert torch.allclose(g2 / g1, expect, rtol=1e-12)
-    assert torch.equal(eff.at(g, st_a, 0.0, G_MAX), g)
+    assert torch.equal(eff.at(g, st_a, 0.0, DEV), g)
     # ν statistics at x = 0.5 (|μ + σξ| with μ ≫ σ: folding is negligible)
     mu, sig = pcm_nu_stats(g[:1], G_MAX)
     nu = st_a["nu"]
@@ -73,7 +76,7 @@ def test_pcm_drift_same_instance_at_every_time():
 def test_constant_nu_and_drift_scale():
     g = torch.full((20000,), 1e-5, dtype=torch.float64)
     eff = PCMDrift(g_dependent=False, nu_mean=0.1, nu_std=0.01, drift_scale=0.5, read_noise=False)
-    nu = eff.draw(g, G_MAX, gen(1))["nu"]
+    nu = eff.draw(g, DEV, gen(1))["nu"]
     assert nu.mean().item() == pytest.approx(0.05, abs=4 * 0.005 / math.sqrt(20000))
     assert nu.std().item() == pytest.approx(0.005, rel=0.03)
 
@@ -88,7 +91,7 @@ def test_read_noise_sigma_hand_value_and_draw():
     # the drawn noise has that relative spread around the drifted value
     eff = PCMDrift(g_dependent=False, nu_mean=0.0, nu_std=0.0)
     gg = torch.full((50000,), 0.5 * G_MAX, dtype=torch.float64)
-    out = eff.at(gg, eff.draw(gg, G_MAX, gen(0)), 3600.0, G_MAX, gen(5))
+    out = eff.at(gg, eff.draw(gg, DEV, gen(0)), 3600.0, DEV, gen(5))
     rel = out / gg - 1
     assert rel.std().item() == pytest.approx(q * fac, rel=0.02)
     assert abs(rel.mean().item()) < 4 * q * fac / math.sqrt(50000)
@@ -102,11 +105,8 @@ def test_programming_sigma_polynomial():
     # G_max = 50 µS doubles the spread (aihwkit scales by G_max / 25 µS)
     assert torch.allclose(pcm_programming_sigma(2 * g, 2 * G_MAX), 2 * s, rtol=1e-12)
 
-    class Dev:
-        g_max = G_MAX
-
     gg = torch.full((40000,), 0.5 * G_MAX, dtype=torch.float64)
-    out, stuck = PCMProgramming().apply(gg, Dev(), gen(2))
+    out, stuck = PCMProgramming().apply(gg, DEV, gen(2))
     assert stuck is None
     assert (out - gg).std().item() == pytest.approx(expect[1] * 1e-6, rel=0.02)
 
@@ -128,14 +128,15 @@ def test_retention_hand_calculation():
 
 def test_rram_retention_spread_grows_with_log_time_same_instance():
     eff = RRAMRetention(sigma=0.02, t0=1.0)
+    dev = LinearDevice(g_min=10e-6, g_max=100e-6)
     g = torch.full((20000,), 50e-6, dtype=torch.float64)
-    st = eff.draw(g, 100e-6, gen(4))
-    spreads = [eff.at(g, st, t, 100e-6, g_min=10e-6).std().item() for t in (9.0, 99.0, 9999.0)]
+    st = eff.draw(g, dev, gen(4))
+    spreads = [eff.at(g, st, t, dev).std().item() for t in (9.0, 99.0, 9999.0)]
     for decades, s in zip((1, 2, 4), spreads):
         assert s == pytest.approx(0.02 * decades * 90e-6, rel=0.03)
     # the same device keeps its direction: G(t) − G0 has one sign over time
-    d1 = eff.at(g, st, 9.0, 100e-6, g_min=10e-6) - g
-    d2 = eff.at(g, st, 9999.0, 100e-6, g_min=10e-6) - g
+    d1 = eff.at(g, st, 9.0, dev) - g
+    d2 = eff.at(g, st, 9999.0, dev) - g
     assert torch.equal(d1.sign(), d2.sign())
     assert torch.allclose(d2, 4 * d1, rtol=1e-12)
 
@@ -174,6 +175,62 @@ def test_configs_validate_and_build():
     assert isinstance(eff, RRAMRetention) and eff.sigma == 0.05
     with pytest.raises(ConfigError):
         build_time_effect({"kind": "pcm_drift", "bogus": 1})
+
+
+def _xb(time_effect, trials=3, seed=5, **kw):
+    from memristive.crossbar import Crossbar
+
+    w = torch.randn(12, 4, generator=gen(11), dtype=torch.float64)
+    return Crossbar.from_weights(w, memristor=DEV, trials=trials, seed=seed, time_effect=time_effect, **kw)
+
+
+def test_crossbar_reads_the_same_instance_at_any_time():
+    xb = _xb(PCMDrift(read_noise=False))
+    g0 = xb.g_pos.clone()
+    nu = dict(xb.named_buffers(remove_duplicate=False))["time_pos_nu"]
+    assert nu.shape == g0.shape and xb.time == 0.0
+    g_a = xb.at(1e3).g_pos.clone()
+    g_b = xb.at(1e6).g_pos.clone()
+    assert xb.time == 1e6
+    assert torch.allclose(g_b, g0 * ((1e6 + 20.0) / 20.0) ** (-nu), rtol=1e-12)
+    assert torch.allclose(g_b, g_a * ((1e6 + 20) / (1e3 + 20)) ** (-nu), rtol=1e-12, atol=0)
+    assert torch.equal(xb.at(0.0).g_pos, g0)  # back to the programmed values: nothing is lost
+    # same seed, same instance; another seed, another ν
+    assert torch.equal(dict(_xb(PCMDrift()).named_buffers(remove_duplicate=False))["time_pos_nu"], dict(xb.named_buffers(remove_duplicate=False))["time_pos_nu"])
+    assert not torch.equal(dict(_xb(PCMDrift(), seed=6).named_buffers(remove_duplicate=False))["time_pos_nu"], nu)
+    # the read follows: weights shrink by the power law
+    y0 = xb.at(0.0).weights()
+    assert xb.at(1e6).weights().abs().sum() < y0.abs().sum()
+
+
+def test_crossbar_time_state_saves_and_loads():
+    xb = _xb({"kind": "rram_retention", "sigma": 0.05})
+    xb.at(3600.0)
+    other = _xb({"kind": "rram_retention", "sigma": 0.05}, seed=9)
+    other.load_state_dict(xb.state_dict())
+    assert other.time == 3600.0 and torch.equal(other.g_pos, xb.g_pos)
+    assert torch.equal(other.at(1e5).g_pos, xb.at(1e5).g_pos)  # loaded ξ: the same future
+    with pytest.raises(ConfigError, match="time_effect is not set"):
+        _xb(None).at(1.0)
+    with pytest.raises(ConfigError, match="t=-1"):
+        xb.at(-1)
+    with pytest.raises(ConfigError, match="crossbar.time_effect.kind='nope'"):
+        _xb({"kind": "nope"})
+
+
+def test_compensation_restores_a_uniform_drift_exactly():
+    # constant ν, no 1/f noise: every conductance shrinks by the same factor, so the global factor from the
+    # one-hot readouts undoes the drift exactly (and equals the power law)
+    xb = _xb(PCMDrift(g_dependent=False, nu_mean=0.05, nu_std=0.0, read_noise=False))
+    eye = torch.eye(12, dtype=torch.float64)
+    ref0 = xb.matmul(eye)
+    x = torch.rand(7, 12, generator=gen(3), dtype=torch.float64)
+    y0 = xb.matmul(x)
+    xb.at(YEAR)
+    alpha = global_drift_scale(ref0, xb.matmul(eye))
+    assert torch.allclose(alpha, torch.full_like(alpha, ((YEAR + 20) / 20) ** 0.05), rtol=1e-12)
+    assert torch.allclose(xb.matmul(x) * alpha, y0, rtol=1e-12)
+    assert torch.allclose(column_drift_scale(ref0, xb.matmul(eye)), alpha.expand(3, 1, 4), rtol=1e-12)
 
 
 def test_drift_experiment_smoke(tmp_path):

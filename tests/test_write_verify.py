@@ -109,10 +109,23 @@ def test_write_verify_effect_replaces_an_assumed_error():
     target = G0 + RNG * torch.rand(2, 30, 20, generator=gen(6))
     g, stuck = eff.apply(target, dev, gen(7))
     assert stuck is None and g.shape == target.shape
-    conv = eff.last.converged
+    res = eff.program(target, dev, gen(7))
+    assert torch.equal(res.g, g)  # same generator state, same result
+    conv = res.converged
     assert conv.float().mean() > 0.99
     assert ((g - target)[conv].abs() <= 0.01 * RNG * (1 + 1e-5)).all()
-    assert eff.last.pulses.sum() > 0
+    assert res.pulses.sum() > 0
+    # as a crossbar effect in a config: the programming error is what write-verify leaves
+    from memristive.crossbar import Crossbar, CrossbarConfig
+    from memristive.config import from_dict
+
+    cfg = from_dict(CrossbarConfig, {"memristor": {"kind": "linear", "g_min": G0, "g_max": G1},
+                                     "nonidealities": [{"kind": "write_verify", "tol": 0.02, "max_pulses": 400}]})
+    w = torch.randn(30, 5, generator=gen(8))
+    xb = Crossbar.from_weights(w, config=cfg, trials=2, seed=3)
+    ideal = Crossbar.from_weights(w, memristor=cfg.memristor, trials=1)
+    err = (xb.g_pos - ideal.g_pos) / RNG
+    assert err.abs().max() <= 0.02 + 1e-6 and err.abs().max() > 0
     with pytest.raises(ConfigError, match="write_verify.tol"):
         WriteVerify(tol=0)
     with pytest.raises(ConfigError, match="pulse.step"):

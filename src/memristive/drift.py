@@ -4,10 +4,10 @@ Small pure functions on tensors (any shape; a leading Monte Carlo trial dimensio
 dimension) plus typed configs. A *time effect* splits into two steps so that one programmed instance
 can be read at many times:
 
-* ``draw(g_prog, g_max, generator) -> state``: the per-device random parameters, drawn **once** at
+* ``draw(g_prog, memristor, generator) -> state``: the per-device random parameters, drawn **once** at
   programming (the drift exponent ν of every device, a retention direction ξ). Store the state with
   the programmed conductances;
-* ``at(g_prog, state, t, g_max, generator) -> g_t``: the conductances ``t`` seconds after programming.
+* ``at(g_prog, state, t, memristor, generator) -> g_t``: the conductances ``t`` seconds after programming.
   Deterministic given the state, except the accumulated 1/f noise of the PCM model, which is a fresh
   draw from ``generator`` at each ``t`` (as in aihwkit).
 
@@ -72,7 +72,8 @@ from typing import Literal
 
 import torch
 
-from .config import check
+from .config import Registry, check
+from .nonideal import Effect, register_effect
 
 __all__ = [
     "power_law_drift",
@@ -82,10 +83,12 @@ __all__ = [
     "retention_shift",
     "global_drift_scale",
     "column_drift_scale",
+    "TimeEffect",
     "PCMDrift",
     "RRAMRetention",
     "PCMProgramming",
     "TIME_EFFECTS",
+    "register_time_effect",
     "build_time_effect",
     "YEAR",
 ]
@@ -176,8 +179,32 @@ def column_drift_scale(ref0: torch.Tensor, ref_t: torch.Tensor) -> torch.Tensor:
 
 
 # ============================================================================ configs
+TIME_EFFECTS = Registry("time effect")
+
+
+def register_time_effect(kind: str):
+    """Class decorator registering a time-effect kind."""
+    return TIME_EFFECTS.register(kind)
+
+
+class TimeEffect:
+    """Base of time effects: ``draw(g_prog, memristor, generator) -> state`` (once, at programming) and
+    ``at(g_prog, state, t, memristor, generator) -> g_t`` (``t`` seconds after programming).
+    ``memristor`` is the device model (its ``g_min``/``g_max`` are used)."""
+
+    __registry__ = TIME_EFFECTS
+
+    def draw(self, g_prog: torch.Tensor, memristor, generator: torch.Generator | None = None) -> dict:
+        raise NotImplementedError
+
+    def at(self, g_prog: torch.Tensor, state: dict, t: float, memristor,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@register_time_effect("pcm_drift")
 @dataclass
-class PCMDrift:
+class PCMDrift(TimeEffect):
     """Power-law drift with per-device ν (Joshi et al. 2020 via aihwkit) and accumulated 1/f read noise.
 
     ``g_dependent``: ν statistics from the programmed conductance (aihwkit's fit); else
@@ -206,16 +233,16 @@ class PCMDrift:
         check(math.isfinite(self.t_read) and self.t_read > 0, "pcm_drift.t_read", self.t_read,
               "must be a positive time in seconds")
 
-    def draw(self, g_prog: torch.Tensor, g_max: float, generator: torch.Generator | None = None) -> dict:
+    def draw(self, g_prog: torch.Tensor, memristor, generator: torch.Generator | None = None) -> dict:
         """ν per device (drawn once, at programming)."""
         if self.g_dependent:
-            mu, sigma = pcm_nu_stats(g_prog, g_max)
+            mu, sigma = pcm_nu_stats(g_prog, memristor.g_max)
         else:
             mu = torch.full_like(g_prog, self.nu_mean)
             sigma = torch.full_like(g_prog, self.nu_std)
         return {"nu": (mu + sigma * _randn(g_prog, generator)).abs() * self.drift_scale}
 
-    def at(self, g_prog: torch.Tensor, state: dict, t: float, g_max: float,
+    def at(self, g_prog: torch.Tensor, state: dict, t: float, memristor,
            generator: torch.Generator | None = None) -> torch.Tensor:
         """Conductances ``t`` seconds after programming."""
         check(math.isfinite(t) and t >= 0, "t", t, "must be a finite time >= 0 s")
@@ -223,13 +250,14 @@ class PCMDrift:
             return g_prog
         g = power_law_drift(g_prog, state["nu"], t + self.t0, self.t0)
         if self.read_noise and self.read_noise_scale > 0:
-            sig = pcm_read_noise_sigma(g_prog, g_max, t + self.t0, self.t_read)
+            sig = pcm_read_noise_sigma(g_prog, memristor.g_max, t + self.t0, self.t_read)
             g = (g + g.abs() * (self.read_noise_scale * sig) * _randn(g, generator)).clamp(min=0.0)
         return g
 
 
+@register_time_effect("rram_retention")
 @dataclass
-class RRAMRetention:
+class RRAMRetention(TimeEffect):
     """Log-time broadening (and optional relaxation) of programmed RRAM levels; see the module doc.
 
     ``sigma``: spread added per decade of ``1 + t/t0``, relative to ``G_max − G_min``; ``relax``:
@@ -251,17 +279,18 @@ class RRAMRetention:
             check(math.isfinite(self.g_relax) and self.g_relax >= 0, "rram_retention.g_relax", self.g_relax,
                   "must be a conductance >= 0 (siemens) or null for the middle of the range")
 
-    def draw(self, g_prog: torch.Tensor, g_max: float, generator: torch.Generator | None = None) -> dict:
+    def draw(self, g_prog: torch.Tensor, memristor, generator: torch.Generator | None = None) -> dict:
         return {"xi": _randn(g_prog, generator)}
 
-    def at(self, g_prog: torch.Tensor, state: dict, t: float, g_max: float, generator=None,
-           g_min: float = 0.0) -> torch.Tensor:
-        g_relax = self.g_relax if self.g_relax is not None else 0.5 * (g_min + g_max)
-        return retention_shift(g_prog, state["xi"], t, self.t0, self.sigma, self.relax, g_relax, g_max - g_min)
+    def at(self, g_prog: torch.Tensor, state: dict, t: float, memristor, generator=None) -> torch.Tensor:
+        lo, hi = memristor.g_min, memristor.g_max
+        g_relax = self.g_relax if self.g_relax is not None else 0.5 * (lo + hi)
+        return retention_shift(g_prog, state["xi"], t, self.t0, self.sigma, self.relax, g_relax, hi - lo)
 
 
+@register_effect("pcm_programming")
 @dataclass
-class PCMProgramming:
+class PCMProgramming(Effect):
     """PCM programming error (aihwkit ``PCMLikeNoiseModel``): ``G + scale·σ(G)·ξ``, floored at 0.
 
     A programming-time effect with the ``apply(g, device, generator) -> (g, None)`` interface; σ from
@@ -283,17 +312,6 @@ class PCMProgramming:
         return (g + self.scale * sig * _randn(g, generator)).clamp(min=0.0), None
 
 
-TIME_EFFECTS: dict[str, type] = {"pcm_drift": PCMDrift, "rram_retention": RRAMRetention}
-
-
-def build_time_effect(spec):
-    """A time effect from a config mapping (``{"kind": "pcm_drift", ...}``) or an instance."""
-    from .config import ConfigError, from_dict
-
-    if isinstance(spec, tuple(TIME_EFFECTS.values())):
-        return spec
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise ConfigError(f"time effect {spec!r}: expected a mapping with a 'kind' key")
-    if spec["kind"] not in TIME_EFFECTS:
-        raise ConfigError(f"time effect kind={spec['kind']!r}: must be one of {sorted(TIME_EFFECTS)}")
-    return from_dict(TIME_EFFECTS[spec["kind"]], spec, prefix="time_effect")
+def build_time_effect(spec, key: str = "time_effect") -> TimeEffect:
+    """A time effect from a kind name, a config mapping (``{"kind": "pcm_drift", ...}``) or an instance."""
+    return TIME_EFFECTS.build(spec, key)

@@ -31,12 +31,13 @@ Pulse models (anything with ``g_min``, ``g_max``, ``pulse(g, n, generator)``, ``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from .config import check
+from .nonideal import Effect, register_effect
 from .devices.vteam import Pulse, VTEAMDevice, conductance, drive, pulse_train, state_from_conductance
 
 __all__ = ["LinearPulse", "VTEAMPulse", "write_verify", "WriteVerify", "WriteVerifyResult"]
@@ -195,14 +196,16 @@ def write_verify(target: torch.Tensor, model, g_start: torch.Tensor | float | No
     return WriteVerifyResult(g, pulses, reads, time, energy, done)
 
 
+@register_effect("write_verify")
 @dataclass
-class WriteVerify:
+class WriteVerify(Effect):
     """Programming-time effect: the conductances write-verify reaches (instead of an assumed error).
 
-    ``apply(g, device, generator)`` programs the targets ``g`` from a reset array with a
+    ``apply(g, memristor, generator)`` programs the targets ``g`` from a reset array with a
     :class:`LinearPulse` built from ``step``/``noise``/``v_set``/``v_reset``/``width`` (a LinearDevice),
     or a :class:`VTEAMPulse` with ``p2p`` noise (a VTEAMDevice). Devices that miss the tolerance within
-    the budget keep where they ended. The last run's :class:`WriteVerifyResult` is kept in ``last``.
+    the budget keep where they ended. :meth:`program` returns the whole :class:`WriteVerifyResult`
+    (pulses, reads, time, energy per device).
     """
 
     tol: float = 0.01
@@ -217,23 +220,28 @@ class WriteVerify:
     width: float = 100e-9
     p2p: float = 0.0
     kind: Literal["write_verify"] = "write_verify"
-    last: WriteVerifyResult | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        check(math.isfinite(self.tol) and self.tol > 0, "write_verify.tol", self.tol, "must be > 0")
+        check(isinstance(self.tol, (int, float)) and math.isfinite(self.tol) and self.tol > 0, "write_verify.tol",
+              self.tol, "must be > 0 (fraction of the conductance range)")
         check(isinstance(self.max_pulses, int) and self.max_pulses >= 0, "write_verify.max_pulses", self.max_pulses,
               "must be an integer >= 0")
-        check(self.read_noise >= 0, "write_verify.read_noise", self.read_noise, "must be >= 0")
+        check(isinstance(self.max_train, int) and self.max_train >= 1, "write_verify.max_train", self.max_train,
+              "must be an integer >= 1")
+        check(math.isfinite(self.read_noise) and self.read_noise >= 0, "write_verify.read_noise", self.read_noise,
+              "must be >= 0")
+        check(math.isfinite(self.p2p) and self.p2p >= 0, "write_verify.p2p", self.p2p, "must be >= 0")
         LinearPulse(0.0, 1.0, self.step, self.noise, self.v_set, self.v_reset, self.width)  # validates those keys
 
-    def model_for(self, device):
-        if isinstance(device, VTEAMDevice):
-            return VTEAMPulse(device, p2p=self.p2p)
-        return LinearPulse.for_device(device, step=self.step, noise=self.noise, v_set=self.v_set,
+    def model_for(self, memristor):
+        if isinstance(memristor, VTEAMDevice):
+            return VTEAMPulse(memristor, p2p=self.p2p)
+        return LinearPulse.for_device(memristor, step=self.step, noise=self.noise, v_set=self.v_set,
                                       v_reset=self.v_reset, width=self.width)
 
-    def apply(self, g: torch.Tensor, device, generator=None):
-        res = write_verify(g, self.model_for(device), None, self.tol, self.max_pulses, self.read_noise, self.adaptive,
-                           self.max_train, generator=generator)
-        self.last = res
-        return res.g, None
+    def program(self, g: torch.Tensor, memristor, generator=None) -> WriteVerifyResult:
+        return write_verify(g, self.model_for(memristor), None, self.tol, self.max_pulses, self.read_noise,
+                            self.adaptive, self.max_train, generator=generator)
+
+    def apply(self, g: torch.Tensor, memristor, generator=None):
+        return self.program(g, memristor, generator).g, None

@@ -19,7 +19,9 @@ from torch import nn
 
 from ..circuit.irdrop import LineResistance
 from ..config import ConfigError, check, from_dict, to_dict
+from .. import programming as _write_verify_effect  # noqa: F401  (registers the write_verify effect)
 from ..devices import Device, device_from_spec
+from ..drift import TimeEffect, build_time_effect
 from ..nonideal import Effect, ReadNoise, build_nonidealities
 from .mapping import Mapping, check_weights, mapping_from_spec
 from .periphery import Converter, Tiling
@@ -37,6 +39,9 @@ class CrossbarConfig:
     every read. ``v_read`` is the input voltage that represents an input value of 1.
     ``line_resistance`` (ohms per wire segment) makes every read solve the tile's resistive network
     exactly (IR drop, see :mod:`memristive.circuit`); ``None`` is the ideal crossbar.
+    ``time_effect`` (e.g. ``{kind: pcm_drift}``, ``{kind: rram_retention, sigma: 0.01}``; see
+    :mod:`memristive.drift`) draws its per-device parameters once at programming and lets
+    :meth:`Crossbar.at` read the array ``t`` seconds later.
     """
 
     memristor: Device = "ti-alox-taox"  # type: ignore[assignment]
@@ -49,6 +54,7 @@ class CrossbarConfig:
     adc: Converter = field(default_factory=Converter)
     tile: Tiling | None = None
     line_resistance: LineResistance | None = None
+    time_effect: TimeEffect | None = None
 
     __renamed__ = {"device": "the memristor model is 'memristor' (e.g. crossbar.memristor=ti-alox-taox); "
                              "'device' means a torch device in memristive, as in torch"}
@@ -69,6 +75,8 @@ class CrossbarConfig:
                     setattr(self, key, from_dict(tp, val, prefix=f"crossbar.{key}"))
                 else:
                     raise ConfigError(f"crossbar.{key}={val!r}: expected a {tp.__name__} or a mapping of its fields")
+        if self.time_effect is not None:
+            self.time_effect = build_time_effect(self.time_effect, "crossbar.time_effect")
         check(self.dac is not None and self.adc is not None, "crossbar.dac/adc", (self.dac, self.adc),
               "use an ideal converter ({bits: null}) instead of null")
         check_read = getattr(self.memristor, "check_read_voltage", None)
@@ -121,6 +129,7 @@ class Crossbar(nn.Module):
         self._k = float(k)
         self._adc_r: float | None = None
         self._read_gen: torch.Generator | None = None
+        self.time = 0.0  # seconds since programming the conductances are at (see at())
 
     # ------------------------------------------------------------------ state
     @property
@@ -137,15 +146,19 @@ class Crossbar(nn.Module):
         return self.config.mapping
 
     def get_extra_state(self) -> dict:
-        return {"config": to_dict(self.config), "seed": self.seed}
+        return {"config": to_dict(self.config), "seed": self.seed, "time": self.time}
 
     def set_extra_state(self, state: dict) -> None:
         mine = to_dict(self.config)
-        if state.get("config") != mine:
+        saved = state.get("config")
+        if isinstance(saved, dict) and "time_effect" not in saved:  # saved before time effects existed
+            saved = {**saved, "time_effect": None}
+        if saved != mine:
             diff = _first_difference(state.get("config"), mine)
             raise ConfigError(f"load_state_dict: the state was saved from a crossbar with a different config "
                               f"({diff}); convert with the same config, or build from the saved config")
         self.seed = check_seed(state.get("seed", self.seed))
+        self.time = float(state.get("time", 0.0))
         self._read_gen = None
         self._sync()
 
@@ -239,7 +252,34 @@ class Crossbar(nn.Module):
         self.scale.fill_(float(k))
         self.g_pos, self.g_neg = g_pos, g_neg
         self.stuck_pos, self.stuck_neg = stuck_pos, stuck_neg
+        if cfg.time_effect is not None:  # the programmed state and the per-device time parameters
+            for side, g in (("pos", g_pos), ("neg", g_neg)):
+                self.register_buffer(f"g0_{side}", g.clone())  # not an alias: load_state_dict copies in place
+                for name, val in cfg.time_effect.draw(g, dev, gen).items():
+                    self.register_buffer(f"time_{side}_{name}", val)
+        self.time = 0.0
         self._sync()
+
+    @torch.no_grad()
+    def at(self, t: float, generator: torch.Generator | None = None) -> "Crossbar":
+        """Read the array ``t`` seconds after programming: the conductances become those of
+        ``config.time_effect`` at ``t``, from the programmed ones and the per-device parameters drawn at
+        programming (so every ``t`` ages the same instance). Fresh noise at ``t`` (the PCM model's 1/f
+        noise) comes from ``generator`` (default: seeded by the crossbar's seed and ``t``). Returns self."""
+        eff = self.config.time_effect
+        if eff is None:
+            raise ConfigError("Crossbar.at: crossbar.time_effect is not set (e.g. {kind: pcm_drift}); "
+                              "nothing changes the conductances with time")
+        check(isinstance(t, (int, float)) and math.isfinite(t) and t >= 0, "t", t, "must be a time >= 0 seconds")
+        if generator is None:
+            generator = _make_generator((self.seed * 1_000_003 + int(round(t * 1e3)) + 17) % 2**63, self.g_pos.device)
+        bufs = dict(self.named_buffers(recurse=False, remove_duplicate=False))
+        for side in ("pos", "neg"):
+            pre = f"time_{side}_"
+            state = {name[len(pre):]: val for name, val in bufs.items() if name.startswith(pre)}
+            setattr(self, f"g_{side}", eff.at(bufs[f"g0_{side}"], state, float(t), self.memristor, generator))
+        self.time = float(t)
+        return self
 
     # ------------------------------------------------------------------ properties
     @property

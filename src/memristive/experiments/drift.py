@@ -2,10 +2,11 @@
 drift compensation, for PCM power-law drift (Joshi et al. 2020 via aihwkit) and RRAM retention.
 
 A 784×100×10 MLP is trained in software and mapped onto ``trials`` crossbar instances per device
-model. Each instance is programmed once (programming noise, then the time effect's per-device
-parameters — ν of every device, a retention direction — are drawn once), then read at every time in
-``times``: the same instance ages, only the PCM model's accumulated 1/f noise is drawn afresh at each
-time (seeded by the time index, shared by the three compensation variants).
+model. Each instance is programmed once — programming noise, then the crossbar's ``time_effect`` draws
+its per-device parameters (ν of every device, a retention direction) — and read at every time in
+``times`` through :meth:`memristive.crossbar.Crossbar.at`: the same instance ages, only the PCM
+model's accumulated 1/f noise is drawn afresh at each time (seeded by the time index, shared by the
+three compensation variants).
 
 Compensation happens in the periphery (formulas in :mod:`memristive.drift`): right after programming
 each layer reads the one-hot input vectors and stores the readout; at time ``t`` it reads them again and
@@ -57,41 +58,31 @@ def time_label(t: float) -> str:
 
 
 class AgingLinear(nn.Module):
-    """A :class:`CrossbarLinear` whose conductances age with time, plus periphery drift compensation.
+    """A :class:`CrossbarLinear` on a crossbar with a ``time_effect``, plus periphery drift compensation.
 
-    Holds the programmed conductances and the time effect's per-device state (drawn once);
-    :meth:`set_time` rewrites the crossbar's conductance buffers to their values at ``t`` and
-    recomputes the compensation factor from the reference readout.
+    Right after programming it reads the one-hot inputs (the reference readout); :meth:`set_time` ages
+    the crossbar (:meth:`memristive.crossbar.Crossbar.at`) and reads them again; :meth:`compensate`
+    sets the digital output scale from the two readouts (:mod:`memristive.drift`).
     """
 
-    def __init__(self, layer: CrossbarLinear, effect, g_min: float, g_max: float, generator: torch.Generator) -> None:
+    def __init__(self, layer: CrossbarLinear) -> None:
         super().__init__()
-        self.layer, self.effect = layer, effect
-        self.g_min, self.g_max = g_min, g_max
+        if layer.crossbar.config.time_effect is None:
+            raise ValueError("AgingLinear: the layer's crossbar has no time_effect")
+        self.layer = layer
         xb = layer.crossbar
-        self.register_buffer("g0_pos", xb.g_pos.detach().clone())
-        self.register_buffer("g0_neg", xb.g_neg.detach().clone())
-        self.state_pos = effect.draw(self.g0_pos, g_max, generator)
-        self.state_neg = effect.draw(self.g0_neg, g_max, generator)
-        self.mode = "none"
         self.register_buffer("alpha", torch.ones(1, 1, 1, dtype=xb.g_pos.dtype, device=xb.g_pos.device))
         self.ref0 = self._readout()
+        self.ref_t = self.ref0
 
     def _readout(self) -> torch.Tensor:
         xb = self.layer.crossbar
         with torch.no_grad():
             return xb.matmul(torch.eye(xb.in_features, dtype=xb.g_pos.dtype, device=xb.g_pos.device))
 
-    def _at(self, g0, state, t, generator):
-        if isinstance(self.effect, RRAMRetention):
-            return self.effect.at(g0, state, t, self.g_max, generator, g_min=self.g_min)
-        return self.effect.at(g0, state, t, self.g_max, generator)
-
     @torch.no_grad()
     def set_time(self, t: float, generator: torch.Generator) -> None:
-        xb = self.layer.crossbar
-        xb.g_pos = self._at(self.g0_pos, self.state_pos, t, generator)
-        xb.g_neg = self._at(self.g0_neg, self.state_neg, t, generator)
+        self.layer.crossbar.at(t, generator)
         self.ref_t = self._readout()
 
     def compensate(self, mode: str) -> None:
@@ -109,16 +100,14 @@ class AgingLinear(nn.Module):
         return y + self.layer.bias if self.layer.bias is not None else y
 
 
-def age(hw: nn.Module, effect, g_min: float, g_max: float, seed: int) -> list[AgingLinear]:
+def age(hw: nn.Module) -> list[AgingLinear]:
     """Wrap every :class:`CrossbarLinear` of ``hw`` (in place) in an :class:`AgingLinear`."""
     out = []
-    gen = torch.Generator()
-    gen.manual_seed(seed)
 
     def swap(module: nn.Module) -> None:
         for name, child in module.named_children():
             if isinstance(child, CrossbarLinear):
-                a = AgingLinear(child, effect, g_min, g_max, gen)
+                a = AgingLinear(child)
                 setattr(module, name, a)
                 out.append(a)
             else:
@@ -155,29 +144,21 @@ class DriftConfig(SoftwareMLPConfig):
         check(math.isfinite(self.pcm_g_max) and self.pcm_g_max > 0, "pcm_g_max", self.pcm_g_max,
               "must be a positive conductance (siemens)")
         check(self.pcm_programming_scale >= 0, "pcm_programming_scale", self.pcm_programming_scale, "must be >= 0")
+        check(self.crossbar.time_effect is None, "crossbar.time_effect", self.crossbar.time_effect,
+              "is set by this experiment from pcm / rram; leave it unset")
 
 
 def _build(model, cfg: DriftConfig, which: str):
-    """Crossbar instances of ``model`` for device model ``which``, wrapped for aging."""
+    """Crossbar instances of ``model`` for device model ``which`` (time effect in the crossbar config)."""
     if which == "pcm":
         dev = LinearDevice(g_min=0.0, g_max=cfg.pcm_g_max, name="PCM-like 0-25 uS (aihwkit)")
-        xcfg = dataclasses.replace(cfg.crossbar, memristor=dev)
-        effect = cfg.pcm
+        prog = [PCMProgramming(scale=cfg.pcm_programming_scale)] if cfg.pcm_programming_scale > 0 else []
+        xcfg = dataclasses.replace(cfg.crossbar, memristor=dev, nonidealities=[*cfg.crossbar.nonidealities, *prog],
+                                   time_effect=cfg.pcm)
     else:
-        xcfg = dataclasses.replace(cfg.crossbar)
-        dev = xcfg.memristor
-        effect = cfg.rram
+        xcfg = dataclasses.replace(cfg.crossbar, time_effect=cfg.rram)
     hw = convert(model, xcfg, trials=cfg.trials, seed=cfg.seed * 7919 + (1 if which == "pcm" else 2))
-    if which == "pcm" and cfg.pcm_programming_scale > 0:
-        gen = torch.Generator()
-        gen.manual_seed(cfg.seed * 7919 + 11)
-        prog = PCMProgramming(scale=cfg.pcm_programming_scale)
-        for layer in [m for m in hw.modules() if isinstance(m, CrossbarLinear)]:
-            xb = layer.crossbar
-            xb.g_pos = prog.apply(xb.g_pos, dev, gen)[0]
-            xb.g_neg = prog.apply(xb.g_neg, dev, gen)[0]
-    layers = age(hw, effect, dev.g_min, dev.g_max, seed=cfg.seed * 7919 + (3 if which == "pcm" else 4))
-    return hw, layers
+    return hw, age(hw)
 
 
 def evaluate_model(model, data, cfg: DriftConfig, which: str, bar=None) -> list[dict]:

@@ -168,3 +168,58 @@ def test_nonlinear_iv_experiment_smoke(tmp_path):
     wires = results["metrics"]["wires"]
     assert all(w["layer1_rel_error_vs_ideal_ohmic"] > 0 for w in wires)
     assert wires[1]["newton_iterations"] >= 2
+
+
+def _sinh_xb(tile=None, lr=None, trials=2, mapping="differential", b=3.0, **kw):
+    w = torch.randn(20, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    cfg = CrossbarConfig(memristor={"kind": "sinh", "r_on": 1e3, "r_off": 12e3, "b": b}, mapping=mapping, tile=tile,
+                         line_resistance=lr, **kw)
+    return Crossbar.from_weights(w, config=cfg, trials=trials, seed=1)
+
+
+def test_crossbar_read_path_uses_the_memristors_iv():
+    from memristive.devices import SinhDevice
+
+    xb = _sinh_xb()
+    assert isinstance(xb.memristor, SinhDevice) and xb.memristor.current(torch.tensor(0.1), torch.tensor(1e-3)) == \
+        pytest.approx(1e-3 * math.sinh(0.3) / 3)
+    v = 0.2 * torch.rand(4, 20, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    gp, gn = xb.conductances
+    # no wires: every cell sees its driver, I = G·sinh(bV)/b; the TIA gives −R_s·I, sign folded in
+    expect = (torch.sinh(3.0 * v) / 3.0) @ (gp - gn) * xb.config.r_s
+    assert torch.allclose(xb.mvm(v), expect, rtol=1e-12)
+    # the periphery still assumes an ohmic array: matmul differs from the weights by the nonlinearity
+    lin = Crossbar.from_weights(torch.randn(20, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+                                memristor={"kind": "linear", "r_on": 1e3, "r_off": 12e3}, trials=2, seed=1)
+    assert torch.allclose(lin.mvm(v), v @ (gp - gn) * 1e3, rtol=1e-12)
+    assert not torch.allclose(xb.mvm(v), lin.mvm(v), rtol=1e-3)
+    # with tiles, wires and a per-tile ADC: the Newton solve, row tile by row tile
+    from memristive.crossbar import Converter
+
+    xw = _sinh_xb(tile=Tiling(8, 8), lr=LineResistance(1.0, 2.0))
+    ref = nonlinear_read(xw.g_pos, xw.g_neg, "differential", xw.config.tile, v, SinhIV(3.0), 1.0, 2.0)
+    assert torch.allclose(xw.mvm(v), ref * 1e3, rtol=1e-10)
+    xa = _sinh_xb(tile=Tiling(8, 8), lr=LineResistance(1.0, 2.0), adc=Converter(bits=6))
+    xa.calibrate_adc(v / xa.config.v_read)
+    parts = nonlinear_read(xa.g_pos, xa.g_neg, "differential", xa.config.tile, v, SinhIV(3.0), 1.0, 2.0,
+                           per_row_tile=True) * 1e3
+    assert float(xa.adc_range) == pytest.approx(float(parts.abs().max()), rel=1e-9)
+    assert torch.allclose(xa.mvm(v), xa.config.adc(parts, float(xa.adc_range)).sum(1), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ConfigError, match="memristor.b"):
+        _sinh_xb(b=-1.0)
+
+
+@needs_ngspice
+@pytest.mark.parametrize("mapping", ["differential", "reference"])
+def test_crossbar_with_nonlinear_cells_vs_ngspice(mapping):
+    from memristive.circuit import simulate_crossbar
+
+    xb = _sinh_xb(tile=Tiling(16, 16), lr=LineResistance(2.0, 2.0), trials=1, mapping=mapping, b=4.0)
+    v = 0.3 * torch.rand(20, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    res = simulate_crossbar(xb, v, trial=0, tile=(0, 0))
+    assert "BC0_0" in res["netlist"].text
+    # this tile's partial sums: the crossbar read of the inputs on its rows only
+    v_tile = v.clone()
+    v_tile[16:] = 0
+    sim = xb.mvm(v_tile)[0, 0, res["output_index"]]
+    assert ((sim - res["outputs"]).abs() / res["outputs"].abs()).max() <= 1e-6

@@ -129,7 +129,8 @@ def crossbar_netlist(xb, v_in: torch.Tensor, trial: int = 0, tile: tuple[int, in
 
     ``v_in`` holds the crossbar's input voltages ``(inputs,)`` (the tile takes its rows; unused rows of
     a padded tile get 0 V). Wire resistances default to the crossbar's ``config.line_resistance``
-    (0 when it has none).
+    (0 when it has none). A memristor with a nonlinear ``read_iv`` (e.g. ``kind: sinh``) gets behavioural
+    current-source cells.
     """
     from .layout import tile_of
 
@@ -143,7 +144,8 @@ def crossbar_netlist(xb, v_in: torch.Tensor, trial: int = 0, tile: tuple[int, in
     v = torch.tensor([float(v_in[r]) if r >= 0 else 0.0 for r in t["rows"]], dtype=torch.float64)
     title = (f"memristive crossbar: trial {trial}, tile {tuple(tile)} of {t['geometry'].row_tiles}x"
              f"{t['geometry'].col_tiles}, scheme {xb.config.mapping.scheme}")
-    net = tile_netlist(t["G"], v, xb.config.r_s, r_row, r_col, opamp_gain, title, control)
+    iv = getattr(xb.config.memristor, "read_iv", None)  # a device with a nonlinear read: behavioural cells
+    net = tile_netlist(t["G"], v, xb.config.r_s, r_row, r_col, opamp_gain, title, control, iv=iv)
     net.outputs = t["outputs"]
     net.meta.update(trial=trial, tile=tuple(tile), rows_map=t["rows"], scheme=xb.config.mapping.scheme)
     return net

@@ -207,11 +207,13 @@ def nonlinear_currents(g: torch.Tensor, v: torch.Tensor, iv=None, r_row: float =
 
 
 def nonlinear_read(g_pos: torch.Tensor, g_neg: torch.Tensor, scheme: str, tile, v: torch.Tensor, iv=None,
-                   r_row: float = 0.0, r_col: float = 0.0, partial_tiles: str = "pad", **solver) -> torch.Tensor:
+                   r_row: float = 0.0, r_col: float = 0.0, partial_tiles: str = "pad", per_row_tile: bool = False,
+                   **solver) -> torch.Tensor:
     """Weight-level output currents ``I_pos − I_neg`` ``(T, B, outputs)`` of a crossbar's conductances
     (``g_pos`` ``(T, inputs, outputs)``, ``g_neg`` likewise or the reference columns) read with input
     voltages ``v`` ``(B, inputs)`` or ``(T|1, B, inputs)``, every tile solved with the nonlinear I–V
-    (:func:`nonlinear_currents`); row tiles' partial sums add, as in the linear read."""
+    (:func:`nonlinear_currents`); row tiles' partial sums add, as in the linear read
+    (``per_row_tile=True``: kept apart, ``(T, row_tiles, B, outputs)``, for per-tile ADCs)."""
     from .layout import physical_tiles
 
     if v.dim() == 2:
@@ -222,11 +224,12 @@ def nonlinear_read(g_pos: torch.Tensor, g_neg: torch.Tensor, scheme: str, tile, 
         raise ValueError(f"v: {v.shape[-1]} inputs for a crossbar with {geo.inputs}")
     pad = geo.row_tiles * geo.rows - geo.inputs
     vt = torch.nn.functional.pad(v, (0, pad)).reshape(v.shape[0], B, geo.row_tiles, geo.rows)
-    out = torch.zeros(T, B, geo.col_tiles, geo.weights, dtype=g_pos.dtype, device=g_pos.device)
+    out = torch.zeros(T, geo.row_tiles, B, geo.col_tiles, geo.weights, dtype=g_pos.dtype, device=g_pos.device)
     for rsl, csl, phys, w in groups:
         r = phys.shape[-2]
         vg = vt[:, :, rsl, :r].permute(0, 2, 1, 3).unsqueeze(2)  # (T|1, n_rt', 1, B, r)
         cur = nonlinear_currents(phys, vg, iv, r_row, r_col, **solver)  # (T, n_rt', n_ct', B, C)
         d = cur[..., 0 : 2 * w : 2] - cur[..., 1 : 2 * w : 2] if scheme == "differential" else cur[..., :w] - cur[..., -1:]
-        out[:, :, csl, :w] += d.sum(1).permute(0, 2, 1, 3)
-    return out.reshape(T, B, -1)[..., : geo.outputs]
+        out[:, rsl, :, csl, :w] += d.permute(0, 1, 3, 2, 4)
+    out = out.reshape(T, geo.row_tiles, B, -1)[..., : geo.outputs]
+    return out if per_row_tile else out.sum(1)

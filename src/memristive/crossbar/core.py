@@ -455,11 +455,29 @@ class Crossbar(nn.Module):
         _check_finite(v, "v_in")
         return self._mvm(v)
 
+    def _signal(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise-free column currents per row tile ``(T, n_row_tiles, B, cols)`` and the per-cell voltage
+        factor the read noise scales with: ``v`` for ohmic devices; for a device with a nonlinear
+        ``read_iv`` (``I = G·h(V)``) ``h(v)``, exact without wires (``h(v)·G``) and solved by Newton's
+        method with ``line_resistance`` (:func:`memristive.circuit.nonlinear.nonlinear_read`)."""
+        iv = getattr(self.config.memristor, "read_iv", None)
+        if iv is None or iv.is_linear:
+            return self._partials(v, *self._read_g()), v
+        hv = iv.shape(v)
+        lr = self.config.line_resistance
+        if lr is None or lr.ideal:
+            return self._partials(hv, *self._read_g()), hv
+        from ..circuit.nonlinear import nonlinear_read
+
+        cur = nonlinear_read(self.g_pos.detach(), self.g_neg.detach(), self.config.mapping.layout, self.config.tile,
+                             v, iv, lr.r_row, lr.r_col, lr.partial_tiles, per_row_tile=True, max_values=lr.max_values)
+        return cur.to(v.dtype), hv
+
     def _mvm(self, v: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        partial = self._partials(v, *self._read_g())
+        partial, v_noise = self._signal(v)
         if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
-            partial = partial + self._read_noise(v, partial)
+            partial = partial + self._read_noise(v_noise, partial)
         partial = partial * cfg.r_s
         if not cfg.adc.ideal:
             partial = cfg.adc(partial, self._adc_r)
@@ -485,8 +503,8 @@ class Crossbar(nn.Module):
     def calibrate_adc(self, x: torch.Tensor, percentile: float = 100.0) -> float:
         """Fix the ADC full scale (volts) from sample inputs: the given percentile of |partial sums|."""
         cfg = self.config
-        v = cfg.dac(self._as_trials(x, "x")) * cfg.v_read
-        partial = self._partials(v, *self._read_g()) * cfg.r_s
+        v = (cfg.dac(self._as_trials(x, "x")) * cfg.v_read).to(self.g_pos.dtype)
+        partial = self._signal(v)[0] * cfg.r_s
         a = partial.abs().flatten()
         rng = float(a.max()) if percentile >= 100 else float(torch.quantile(a[: 2**24].float(), percentile / 100))
         self.adc_range.fill_(max(rng, 1e-30))

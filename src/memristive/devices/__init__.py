@@ -9,7 +9,8 @@
 
 from .base import DEVICES, PRESETS, Device, device_from_spec, preset, register_device, register_preset
 from .linear import LinearDevice
+from .iv import SinhDevice  # registers the "sinh" kind (nonlinear read I–V)
 from .vteam import VTEAM_PRESETS, Pulse, Variability, VTEAMArray, VTEAMDevice, vteam_preset
 
 __all__ = ["Device", "DEVICES", "PRESETS", "register_device", "register_preset", "preset", "device_from_spec",
-           "LinearDevice", "VTEAMDevice", "VTEAM_PRESETS", "vteam_preset", "Pulse", "Variability", "VTEAMArray"]
+           "LinearDevice", "SinhDevice", "VTEAMDevice", "VTEAM_PRESETS", "vteam_preset", "Pulse", "Variability", "VTEAMArray"]

@@ -15,7 +15,8 @@ with a small read voltage) and a crossbar column without wire resistance still s
                                                  RRAM model), with ``a = G/b`` scaled by the state
 ==========  ===================================  =============================================
 
-``b`` (1/V) sets the nonlinearity: at read voltage ``V`` the chord conductance is
+A device with a nonlinear read exposes its relation as ``read_iv`` (the crossbar's read path uses it;
+see :class:`SinhDevice`). ``b`` (1/V) sets the nonlinearity: at read voltage ``V`` the chord conductance is
 ``G·sinh(bV)/(bV)`` (``b = 0`` is ohmic). ``differential`` gives ``∂I/∂V`` for Newton solves and
 ``spice`` the ngspice behavioural-source expression of the same current.
 """
@@ -29,8 +30,10 @@ from typing import Literal
 import torch
 
 from ..config import ConfigError, check, from_dict
+from .base import register_device
+from .linear import LinearDevice
 
-__all__ = ["LinearIV", "SinhIV", "IV_MODELS", "iv_from_spec"]
+__all__ = ["LinearIV", "SinhIV", "IV_MODELS", "iv_from_spec", "SinhDevice"]
 
 
 @dataclass
@@ -100,3 +103,27 @@ def iv_from_spec(spec) -> LinearIV | SinhIV:
     if spec["kind"] not in IV_MODELS:
         raise ConfigError(f"iv.kind={spec['kind']!r}: must be one of {sorted(IV_MODELS)}")
     return from_dict(IV_MODELS[spec["kind"]], spec, prefix="iv")
+
+
+@register_device("sinh")
+@dataclass
+class SinhDevice(LinearDevice):
+    """A bounded device programmed like :class:`~memristive.devices.LinearDevice` (``g_min``..``g_max``,
+    optional ``levels``) whose read current is ``I = G·sinh(b·V)/b`` (``G`` = the programmed small-signal
+    conductance). ``{kind: sinh, r_on: 1e3, r_off: 12e3, b: 3}``."""
+
+    b: float = 2.0
+    name: str = "sinh"
+    kind: Literal["sinh"] = "sinh"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(isinstance(self.b, (int, float)) and not isinstance(self.b, bool) and math.isfinite(self.b)
+              and self.b > 0, "memristor.b", self.b, "must be a positive nonlinearity in 1/V (kind: linear is ohmic)")
+
+    @property
+    def read_iv(self) -> SinhIV:
+        return SinhIV(float(self.b))
+
+    def current(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return self.read_iv.current(v, g)

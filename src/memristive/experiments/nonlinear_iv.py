@@ -1,64 +1,52 @@
 """``memristive run nonlinear-iv``: MLP accuracy and output error vs cell I–V nonlinearity and read voltage.
 
-A 784×100×10 Abs MLP is trained in software and mapped onto ideal differential crossbars. Every read
-uses the cell I–V ``I = G·sinh(b·V)/b`` (:mod:`memristive.devices.iv`; ``b = 0`` is the ohmic cell)
-with the input value 1 at ``v_read`` volts, while the periphery still assumes an ohmic array (output
+A 784×100×10 Abs MLP is trained in software and mapped onto differential crossbars of the crossbar
+config's device, read through the cell I–V ``I = G·sinh(b·V)/b`` (memristor kind ``sinh``,
+:mod:`memristive.devices.iv`, with the device's ``r_on``/``r_off``; ``b = 0`` is the ohmic device) with
+the input value 1 at ``v_read`` volts, while the periphery still assumes an ohmic array (output
 ``I/(v_read·k)``): the error is what a nonlinear device costs an array calibrated for a linear one.
+The crossbar's read path applies the I–V (``Crossbar._signal``).
 
-Part 1 (no wire resistance, every input): accuracy and first-layer relative output error
+Part 1 (no wire resistance, every test input): accuracy and first-layer relative output error
 ``‖y − y_ohmic‖/‖y_ohmic‖`` for every ``(b, v_read)``.
 
 Part 2 (line resistance, Newton solve): the first layer cut into ``wire_tile × wire_tile`` tiles with
 ``wire_ohm`` per segment, on the first ``wire_samples`` test inputs: relative error of the layer's
-outputs against the ideal ohmic read, with the ohmic cell (IR drop alone) and with each ``b``; plus
-the Newton iteration count and solve time. Part 2 is our own measurement; no paper gives these numbers.
+outputs against the ideal ohmic read, with the ohmic cell (IR drop alone) and with each ``b``; plus the
+Newton iteration count of one tile and the time of the read. Part 2 is our own measurement; no paper
+gives these numbers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from ..circuit.nonlinear import nonlinear_currents, nonlinear_read
+from ..circuit.irdrop import LineResistance
+from ..circuit.nonlinear import nonlinear_currents
 from ..config import check
 from ..crossbar import CrossbarConfig, Tiling
-from ..devices.iv import LinearIV, SinhIV
+from ..devices import LinearDevice
+from ..devices.iv import SinhDevice, SinhIV
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear, convert
 from .common import SoftwareMLPConfig, load_data, software_mlp, summary
 from .runner import RunFolder, experiment
 
 
-def _iv(b: float):
-    return LinearIV() if b == 0 else SinhIV(b)
+def memristor_with_iv(base: LinearDevice, b: float):
+    """``base`` read through ``I = G·sinh(bV)/b`` (``b = 0``: ``base`` itself)."""
+    if b == 0:
+        return base
+    return SinhDevice(r_on=base.r_on, r_off=base.r_off, levels=base.levels, b=b, name=f"{base.name}, sinh b={b:g}/V")
 
 
-class NonlinearReadLinear(nn.Module):
-    """A :class:`CrossbarLinear` read through a nonlinear I–V (ideal DAC/ADC, no read noise)."""
-
-    def __init__(self, layer: CrossbarLinear, iv, v_read: float, r_row: float = 0.0, r_col: float = 0.0) -> None:
-        super().__init__()
-        self.layer, self.iv, self.v_read, self.r_row, self.r_col = layer, iv, v_read, r_row, r_col
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xb = self.layer.crossbar
-        cur = nonlinear_read(xb.g_pos, xb.g_neg, xb.config.mapping.layout, xb.config.tile,
-                             x * self.v_read, self.iv, self.r_row, self.r_col)
-        y = cur / (self.v_read * xb.k)
-        return y + self.layer.bias if self.layer.bias is not None else y
-
-
-def wrap(hw: nn.Module, iv, v_read: float) -> nn.Module:
-    for name, child in hw.named_children():
-        if isinstance(child, CrossbarLinear):
-            setattr(hw, name, NonlinearReadLinear(child, iv, v_read))
-        else:
-            wrap(child, iv, v_read)
-    return hw
+def _first(hw) -> CrossbarLinear:
+    return next(m for m in hw.modules() if isinstance(m, CrossbarLinear))
 
 
 @dataclass
@@ -86,6 +74,8 @@ class NonlinearIVConfig(SoftwareMLPConfig):
         check(self.wire_samples >= 0, "wire_samples", self.wire_samples, "must be >= 0 (0 skips part 2)")
         check(self.crossbar.line_resistance is None, "crossbar.line_resistance", self.crossbar.line_resistance,
               "part 2 sets the wires itself; leave it unset")
+        check(type(self.crossbar.memristor) is LinearDevice, "crossbar.memristor", self.crossbar.memristor,
+              "must be a linear device (kind: linear); this experiment gives it the sinh read I-V")
 
 
 def _layer1_error(y, ref):
@@ -104,48 +94,54 @@ def run_nonlinear_iv(cfg: NonlinearIVConfig, run: RunFolder) -> dict:
     data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
     software = float(accuracy(model, data.x_test, data.y_test)[0]) * 100
-    hw = convert(model, cfg.crossbar, trials=1, seed=cfg.seed * 1009 + 5)
-    first = next(m for m in hw.modules() if isinstance(m, CrossbarLinear))
+    base = cfg.crossbar.memristor
+    seed = cfg.seed * 1009 + 5
+
+    def hardware(b: float, v_read: float, **changes):
+        xcfg = dataclasses.replace(cfg.crossbar, memristor=memristor_with_iv(base, b), v_read=v_read, **changes)
+        return convert(model, xcfg, trials=1, seed=seed)
+
     rows = []
     points = [(b, v) for b in cfg.nonlinearities for v in cfg.read_voltages]
     for b, v in tqdm(points, desc="nonlinear-iv (b, v_read), no wires"):
         def point():
-            import copy
-
-            net = wrap(copy.deepcopy(hw), _iv(b), v)
-            acc = accuracy(net, data.x_test, data.y_test)
+            hw = hardware(b, v)
+            acc = accuracy(hw, data.x_test, data.y_test)
             with torch.no_grad():
-                lay = NonlinearReadLinear(first, _iv(b), v)
-                ref = NonlinearReadLinear(first, LinearIV(), v)(data.x_test)
-                err = _layer1_error(lay(data.x_test), ref)
-            return {"b_per_V": b, "v_read": v, "bV": round(b * v, 4), **summary(acc), "layer1_rel_error": err}
+                y = _first(hw).crossbar.matmul(data.x_test)
+                ref = _first(hardware(0.0, v)).crossbar.matmul(data.x_test)
+            return {"b_per_V": b, "v_read": v, "bV": round(b * v, 4), **summary(acc),
+                    "layer1_rel_error": _layer1_error(y, ref)}
 
         rows.append(run.checkpoint(f"b{b:g}_v{v:g}", point))
     run.write_csv("results.csv", rows)
     wires = []
     if cfg.wire_ohm > 0 and cfg.wire_samples > 0:
-        xb = first.crossbar
+        x = data.x_test[: cfg.wire_samples]
         tile = Tiling(cfg.wire_tile, cfg.wire_tile)
-        x = data.x_test[: cfg.wire_samples].to(torch.float64) * cfg.wire_v_read
-        gp, gn = xb.g_pos.double(), xb.g_neg.double()
-        ideal = nonlinear_read(gp, gn, "differential", tile, x, None)
+        with torch.no_grad():
+            ideal = _first(hardware(0.0, cfg.wire_v_read, tile=tile)).crossbar.matmul(x)
         for b in tqdm(cfg.wire_nonlinearities, desc="nonlinear-iv with line resistance (Newton)"):
             def wpoint():
+                lr = LineResistance(r_row=cfg.wire_ohm, r_col=cfg.wire_ohm)
+                xb = _first(hardware(b, cfg.wire_v_read, tile=tile, line_resistance=lr)).crossbar
                 t0 = time.perf_counter()
-                cur = nonlinear_read(gp, gn, "differential", tile, x, _iv(b), cfg.wire_ohm, cfg.wire_ohm)
+                with torch.no_grad():
+                    y = xb.matmul(x)
                 dt = time.perf_counter() - t0
                 # Newton iterations of one representative tile: the row tile with the largest inputs
                 from ..circuit.layout import physical_tiles
 
-                phys = physical_tiles(gp, gn, "differential", tile)[0][0][2][0]  # (n_rt, n_ct, R, C)
+                phys = physical_tiles(xb.g_pos.double(), xb.g_neg.double(), "differential", tile)[0][0][2][0]
                 R = phys.shape[-2]
-                xp = torch.nn.functional.pad(x, (0, phys.shape[0] * R - x.shape[-1])).reshape(x.shape[0], -1, R)
+                xv = x.double() * cfg.wire_v_read
+                xp = torch.nn.functional.pad(xv, (0, phys.shape[0] * R - xv.shape[-1])).reshape(xv.shape[0], -1, R)
                 rt = int(xp.abs().sum((0, 2)).argmax())
-                _, iters = nonlinear_currents(phys[rt, 0], xp[:, rt], _iv(b), cfg.wire_ohm, cfg.wire_ohm,
-                                              return_iterations=True)
+                _, iters = nonlinear_currents(phys[rt, 0], xp[:, rt], SinhIV(b) if b else None, cfg.wire_ohm,
+                                              cfg.wire_ohm, return_iterations=True)
                 return {"b_per_V": b, "v_read": cfg.wire_v_read, "wire_ohm": cfg.wire_ohm, "tile": cfg.wire_tile,
-                        "samples": cfg.wire_samples, "layer1_rel_error_vs_ideal_ohmic": _layer1_error(cur, ideal),
-                        "newton_iterations": iters, "solve_s": round(dt, 2)}
+                        "samples": cfg.wire_samples, "layer1_rel_error_vs_ideal_ohmic": _layer1_error(y, ideal),
+                        "newton_iterations": iters, "read_s": round(dt, 2)}
 
             wires.append(run.checkpoint(f"wires_b{b:g}", wpoint))
         run.write_csv("wires.csv", wires)

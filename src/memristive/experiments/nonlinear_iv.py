@@ -57,7 +57,7 @@ class NonlinearIVConfig(SoftwareMLPConfig):
     read_voltages: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.4])
     wire_ohm: float = 1.0
     wire_tile: int = 32
-    wire_samples: int = 100
+    wire_samples: int = 50
     wire_nonlinearities: list[float] = field(default_factory=lambda: [0.0, 2.0, 4.0])
     wire_v_read: float = 0.2
     seed: int = 0

@@ -195,6 +195,7 @@ def test_crossbar_reads_the_same_instance_at_any_time():
     assert torch.allclose(g_b, g0 * ((1e6 + 20.0) / 20.0) ** (-nu), rtol=1e-12)
     assert torch.allclose(g_b, g_a * ((1e6 + 20) / (1e3 + 20)) ** (-nu), rtol=1e-12, atol=0)
     assert torch.equal(xb.at(0.0).g_pos, g0)  # back to the programmed values: nothing is lost
+    assert xb.g_pos.data_ptr() != dict(xb.named_buffers(remove_duplicate=False))["g0_pos"].data_ptr()  # no alias
     # same seed, same instance; another seed, another ν
     assert torch.equal(dict(_xb(PCMDrift()).named_buffers(remove_duplicate=False))["time_pos_nu"], dict(xb.named_buffers(remove_duplicate=False))["time_pos_nu"])
     assert not torch.equal(dict(_xb(PCMDrift(), seed=6).named_buffers(remove_duplicate=False))["time_pos_nu"], nu)

@@ -247,7 +247,7 @@ class PCMDrift(TimeEffect):
         """Conductances ``t`` seconds after programming."""
         check(math.isfinite(t) and t >= 0, "t", t, "must be a finite time >= 0 s")
         if t == 0:
-            return g_prog
+            return g_prog.clone()
         g = power_law_drift(g_prog, state["nu"], t + self.t0, self.t0)
         if self.read_noise and self.read_noise_scale > 0:
             sig = pcm_read_noise_sigma(g_prog, memristor.g_max, t + self.t0, self.t_read)

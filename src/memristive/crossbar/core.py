@@ -265,7 +265,9 @@ class Crossbar(nn.Module):
         """Read the array ``t`` seconds after programming: the conductances become those of
         ``config.time_effect`` at ``t``, from the programmed ones and the per-device parameters drawn at
         programming (so every ``t`` ages the same instance). Fresh noise at ``t`` (the PCM model's 1/f
-        noise) comes from ``generator`` (default: seeded by the crossbar's seed and ``t``). Returns self."""
+        noise) comes from ``generator`` (default: seeded by the crossbar's seed and ``t``). Aging starts
+        from the conductances :meth:`program` left; writes made after it (in-situ training) are not
+        aged. Returns self."""
         eff = self.config.time_effect
         if eff is None:
             raise ConfigError("Crossbar.at: crossbar.time_effect is not set (e.g. {kind: pcm_drift}); "

@@ -127,17 +127,6 @@ class WriteVerifyResult:
     energy: torch.Tensor  # joules per device
     converged: torch.Tensor  # bool per device: within tolerance at the last verify
 
-    def error(self, target: torch.Tensor) -> torch.Tensor:
-        return self.g - target
-
-    def summary(self, target: torch.Tensor, g_range: float) -> dict:
-        err = (self.g - target) / g_range
-        return {"rms_error_rel": float(err.pow(2).mean().sqrt()), "max_error_rel": float(err.abs().max()),
-                "converged_fraction": float(self.converged.float().mean()),
-                "pulses_mean": float(self.pulses.mean()), "pulses_max": float(self.pulses.max()),
-                "reads_mean": float(self.reads.mean()), "time_mean_s": float(self.time.mean()),
-                "energy_mean_J": float(self.energy.mean())}
-
 
 @torch.no_grad()
 def write_verify(target: torch.Tensor, model, g_start: torch.Tensor | float | None = None, tol: float = 0.01,

@@ -163,6 +163,21 @@ def report(
     typer.echo(f"report: {Path(folder) / 'report'} ({', '.join(Path(f).name for f in rep['files'])})")
 
 
+@app.command("cost")
+def cost(
+    model_or_config: str = typer.Argument(..., help="mnist-mlp, vgg8, a saved model (.pt) or a cost spec (.yaml)"),
+    set_: List[str] = typer.Option([], "--set", "-s", help="override a spec key: --set arch.cols_per_adc=4"),
+    tech: Optional[str] = typer.Option(None, "--tech", help="technology preset name or YAML file (configs/tech-*.yaml)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the full cost as JSON"),
+    program: bool = typer.Option(False, "--program", help="also cost one-shot write-verify programming"),
+    show_config: bool = typer.Option(False, "--show-config", help="print the resolved spec and exit"),
+) -> None:
+    """Per-layer area, energy and latency of a model on crossbars, and totals (first-order model)."""
+    from .cli_cost import cost_command
+
+    cost_command(model_or_config, list(set_), tech, out, program, show_config, _fail)
+
+
 def main() -> None:
     try:
         app()

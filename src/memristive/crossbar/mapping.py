@@ -75,7 +75,7 @@ class Mapping:
     __renamed__ = {k: "a mapping is now one kind: mapping: differential | balanced | reference "
                       "(or {kind: balanced, w_max: ...})" for k in ("scheme", "balanced")}
 
-    def _check_w_max(self) -> None:
+    def __post_init__(self) -> None:
         if self.w_max is not None:
             check(isinstance(self.w_max, (int, float)) and math.isfinite(self.w_max) and self.w_max > 0,
                   "mapping.w_max", self.w_max, "must be a finite number > 0 (or null for max|W|)")
@@ -165,9 +165,6 @@ class OffsetDifferential(Mapping):
     w_max: float | None = None
     kind: Literal["differential"] = "differential"
 
-    def __post_init__(self) -> None:
-        self._check_w_max()
-
     def affine(self, side, memristor, k, w_max):
         return memristor.g_min, k
 
@@ -185,9 +182,6 @@ class BalancedDifferential(Mapping):
     w_max: float | None = None
     kind: Literal["balanced"] = "balanced"
 
-    def __post_init__(self) -> None:
-        self._check_w_max()
-
     def affine(self, side, memristor, k, w_max):
         mid = 0.5 * (memristor.g_min + memristor.g_max)
         return (mid, 0.5 * k) if side == "pos" else (mid, -0.5 * k)
@@ -203,9 +197,6 @@ class ReferenceColumn(Mapping):
     sides: ClassVar[tuple[str, ...]] = ("pos",)
     span: ClassVar[float] = 2.0
     layout: ClassVar[str] = "reference"
-
-    def __post_init__(self) -> None:
-        self._check_w_max()
 
     def affine(self, side, memristor, k, w_max):
         b = memristor.g_min + k * w_max

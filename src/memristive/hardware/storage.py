@@ -25,7 +25,7 @@ from typing import Iterable
 
 from torch import nn
 
-from .crossbar import Crossbar, Tiling, mapping_from_spec
+from ..crossbar import Crossbar, Tiling, mapping_from_spec
 
 __all__ = ["storage_bytes", "compression", "model_arrays", "hardware_cost", "cost_table"]
 
@@ -46,7 +46,7 @@ def compression(bits: int, reference_bits: int = 32) -> float:
 
 def model_arrays(model: nn.Module, layout: str = "fused") -> list[dict]:
     """The crossbar arrays of ``model``: ``[{name, rows, cols, params, scheme, tile}]``."""
-    from .nn.gru import CrossbarMatrix, gru_matrices, structural_params
+    from ..nn.gru import CrossbarMatrix, gru_matrices, structural_params
 
     arrays: list[dict] = []
     seen: set[int] = set()

@@ -145,3 +145,25 @@ def test_write_verify_experiment_smoke(tmp_path):
     for p in pts:
         assert p["converged_fraction"] == 1.0 and p["max_error_rel"] <= p["tol"] * (1 + 1e-5)
     assert pts[1]["rms_error_rel"] < pts[0]["rms_error_rel"] and pts[1]["energy_mean_J"] > 0
+
+
+def test_write_verify_through_a_devices_own_pulse_response():
+    from memristive.devices import device_from_spec
+    from memristive.programming import DevicePulse
+
+    dev = device_from_spec({"kind": "constant-step", "g_min": G0, "g_max": G1, "dw_min": 0.01})
+    m = DevicePulse(dev)
+    target = torch.tensor([G0 + 0.237 * RNG], dtype=torch.float64)
+    res = write_verify(target, m, tol=0.004, max_pulses=100)
+    # constant step of 1 % of the range: the same hand count as the linear pulse model (24 pulses)
+    assert res.pulses.item() == 24 and bool(res.converged.item())
+    assert res.g.item() == pytest.approx(G0 + 0.24 * RNG, rel=1e-9)
+    assert res.energy.item() > 24 * dev.v_pulse ** 2 * dev.t_pulse * G0  # pulses at >= G_min
+    noisy = device_from_spec({"kind": "soft-bounds", "g_min": G0, "g_max": G1, "dw_min": 0.01, "dw_min_std": 0.3})
+    tgt = G0 + RNG * 0.8 * torch.rand(300, generator=gen(9), dtype=torch.float64)
+    res = WriteVerify(tol=0.01, max_pulses=400).program(tgt, noisy, gen(10))
+    # asymmetric soft bounds + 30 % cycle noise: nearly all land within tolerance (a few may oscillate)
+    assert res.converged.float().mean() >= 0.99
+    assert ((res.g - tgt)[res.converged].abs() <= 0.01 * RNG * (1 + 1e-9)).all()
+    with pytest.raises(ConfigError, match="no pulse response"):
+        DevicePulse(LinearDevice(g_min=G0, g_max=G1))

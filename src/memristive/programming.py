@@ -25,7 +25,13 @@ Pulse models (anything with ``g_min``, ``g_max``, ``pulse(g, n, generator)``, ``
   write noise, the sum of ``n`` independent relative errors ``noise``), clipped to the device range;
 * :class:`VTEAMPulse` for a :class:`~memristive.devices.VTEAMDevice`: the state moves by the exact
   pulse response of :func:`memristive.devices.vteam.pulse_train` (with its pulse-to-pulse noise), G from
-  the VTEAM I–V relation.
+  the VTEAM I–V relation;
+* :class:`DevicePulse` for any device with a pulse response (``Device.pulse``, e.g. the pulsed kinds
+  ``constant-step``, ``soft-bounds``, … of :mod:`memristive.devices.pulsed`).
+
+The nominal step that sizes adaptive trains is that of one SET (G-raising) pulse at the current G,
+used for both directions: on asymmetric devices a RESET train can overshoot and a device may
+oscillate until its budget ends (it is then reported as not converged).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from .config import check
 from .nonideal import Effect, register_effect
 from .devices.vteam import Pulse, VTEAMDevice, conductance, drive, pulse_train, state_from_conductance
 
-__all__ = ["LinearPulse", "VTEAMPulse", "write_verify", "WriteVerify", "WriteVerifyResult"]
+__all__ = ["LinearPulse", "VTEAMPulse", "DevicePulse", "write_verify", "WriteVerify", "WriteVerifyResult"]
 
 
 def _randn(like: torch.Tensor, generator) -> torch.Tensor:
@@ -117,6 +123,32 @@ class VTEAMPulse:
         return conductance(s1, self.dev.r_on, self.dev.r_off, self.dev.iv)
 
 
+class DevicePulse:
+    """Any device with a pulse response (``has_pulse_response``, ``pulse(g, n, generator)``; n > 0 raises G).
+
+    Pulse amplitude and width for the energy: the device's ``v_pulse``/``t_pulse`` where it has them,
+    else ``v_pulse``/``width`` given here. The nominal step that sizes adaptive trains is one pulse's
+    change at ``g`` with the device's noise drawn from a fixed private generator (it only sizes trains).
+    """
+
+    def __init__(self, device, v_pulse: float | None = None, width: float | None = None) -> None:
+        check(bool(getattr(device, "has_pulse_response", False)), "memristor", device,
+              "has no pulse response (has_pulse_response is False)")
+        self.device = device
+        self.g_min, self.g_max = device.g_min, device.g_max
+        v = v_pulse if v_pulse is not None else getattr(device, "v_pulse", 1.0)
+        self.v_set, self.v_reset = v, -v
+        self.width = width if width is not None else getattr(device, "t_pulse", 100e-9)
+        check(math.isfinite(self.width) and self.width > 0, "width", self.width, "must be a positive time (s)")
+
+    def nominal_step(self, g: torch.Tensor) -> torch.Tensor:
+        gen = torch.Generator(device=g.device).manual_seed(0)
+        return (self.device.pulse(g, torch.ones_like(g), gen) - g).abs().clamp(min=1e-30)
+
+    def pulse(self, g: torch.Tensor, n: torch.Tensor, generator=None) -> torch.Tensor:
+        return self.device.pulse(g, n, generator)
+
+
 # ============================================================================ the loop
 @dataclass
 class WriteVerifyResult:
@@ -190,9 +222,9 @@ def write_verify(target: torch.Tensor, model, g_start: torch.Tensor | float | No
 class WriteVerify(Effect):
     """Programming-time effect: the conductances write-verify reaches (instead of an assumed error).
 
-    ``apply(g, memristor, generator)`` programs the targets ``g`` from a reset array with a
-    :class:`LinearPulse` built from ``step``/``noise``/``v_set``/``v_reset``/``width`` (a LinearDevice),
-    or a :class:`VTEAMPulse` with ``p2p`` noise (a VTEAMDevice). Devices that miss the tolerance within
+    ``apply(g, memristor, generator)`` programs the targets ``g`` from a reset array with the device's own
+    pulse response where it has one (:class:`DevicePulse`), a :class:`VTEAMPulse` with ``p2p`` noise (a
+    VTEAMDevice), else a :class:`LinearPulse` built from ``step``/``noise``/``v_set``/``v_reset``/``width``. Devices that miss the tolerance within
     the budget keep where they ended. :meth:`program` returns the whole :class:`WriteVerifyResult`
     (pulses, reads, time, energy per device).
     """
@@ -225,6 +257,8 @@ class WriteVerify(Effect):
     def model_for(self, memristor):
         if isinstance(memristor, VTEAMDevice):
             return VTEAMPulse(memristor, p2p=self.p2p)
+        if getattr(memristor, "has_pulse_response", False):
+            return DevicePulse(memristor)  # the device's own pulse response (step, noise, bounds)
         return LinearPulse.for_device(memristor, step=self.step, noise=self.noise, v_set=self.v_set,
                                       v_reset=self.v_reset, width=self.width)
 

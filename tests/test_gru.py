@@ -196,3 +196,38 @@ def test_fp_from_bad_path_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="fp_from"):
         load_fp(str(tmp_path / "missing"), None, GRUModelConfig())
+
+
+def test_qat_through_the_crossbar_equals_software_qat_on_ideal_devices():
+    """quantize_finetune trains the converted model (hardware-aware path); on ideal devices it is the
+    software QAT of QuantGRU to float rounding."""
+    from memristive.methods.qat import quantize_finetune, train_model
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 6, 3), torch.randint(0, 2, (64,))
+    task = SequenceTask(x, y, x[:16], y[:16], "classification", num_outputs=2)
+    fp = GRUNet(3, 8, 1, 2)
+    quant = QuantConfig(weight_bits=6)
+    cfg = TrainConfig(epochs=2, lr=5e-3, batch_size=16)
+    new = quantize_finetune(fp, task, quant, None, cfg, seed=3, progress=False)
+    import copy
+
+    old = copy.deepcopy(fp).set_quant(quant, None)
+    train_model(old, task, cfg, seed=3, progress=False)
+    for (n, a), b in zip(new.named_parameters(), old.parameters()):
+        assert torch.allclose(a, b, atol=2e-5), n
+    assert not torch.equal(new.gru.weight_hh_l0, fp.gru.weight_hh_l0)  # it did train
+    assert torch.allclose(new.gru.acts[0].r.observer.max_val, old.gru.acts[0].r.observer.max_val, atol=1e-5)
+
+
+def test_hardware_aware_gru_training_draws_fresh_devices():
+    from memristive.methods.qat import training_array
+
+    torch.manual_seed(0)
+    net = GRUNet(3, 8, 1, 2).set_quant(QuantConfig(weight_bits=6))
+    hw = convert_gru(net, training_array(WeightNoise(0.2)), trials=1, seed=0).train()
+    x = torch.randn(5, 6, 3)
+    a, b = hw(x), hw(x)
+    assert a.shape == (1, 5, 2) and not torch.equal(a, b)
+    a.sum().backward()
+    assert hw.gru.weight_hh_l0.grad.abs().sum() > 0 and hw.head_weight.grad.abs().sum() > 0

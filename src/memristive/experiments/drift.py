@@ -96,8 +96,9 @@ class AgingLinear(nn.Module):
             self.alpha = column_drift_scale(self.ref0, self.ref_t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.layer.crossbar.matmul(x) * self.alpha
-        return y + self.layer.bias if self.layer.bias is not None else y
+        y = self.layer(x)  # the layer's own read; the periphery scales the array's part by α
+        b = self.layer.bias
+        return y * self.alpha if b is None else (y - b) * self.alpha + b
 
 
 def age(hw: nn.Module) -> list[AgingLinear]:

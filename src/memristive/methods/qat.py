@@ -12,8 +12,12 @@ Generic over *sequence model + dataset tensors + task type*:
 Pipeline (:func:`fp_then_qat`)::
 
     1. train in full precision                      (quant=None, no noise)
-    2. copy, set QuantConfig (+ WeightNoise σ), continue training (QAT): weights fake-quantized with
-       STE, activation ranges observed (EMA), Gaussian weight noise re-sampled every forward pass
+    2. copy, set QuantConfig (+ WeightNoise σ), continue training (QAT) *through the crossbar model*:
+       the model is converted (memristive.nn.convert_gru) onto a training array whose devices carry
+       the noise as device variation (``{kind: variation, sigma: σ, mode}``, the WeightNoise's device);
+       every step programs the quantized weights (integer codes on device levels) onto fresh devices,
+       activation ranges are observed (EMA), gradients pass straight through (memristive.nn.base);
+       the trained weights and ranges are written back into the software model
     3. evaluate in software, or program onto crossbars (memristive.nn.convert_gru) under device
        variation and evaluate all Monte Carlo trials at once (evaluate_crossbar)
 
@@ -31,10 +35,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import check
+from ..crossbar import CrossbarConfig
+from ..nonideal import DeviceVariation
 from ..quant import QuantConfig, WeightNoise
 
 __all__ = ["SequenceTask", "TrainConfig", "train_model", "predict", "task_loss", "task_metric", "evaluate",
-           "quantize_finetune", "fp_then_qat", "evaluate_crossbar"]
+           "quantize_finetune", "fp_then_qat", "evaluate_crossbar", "training_array"]
 
 
 @dataclass
@@ -133,6 +139,7 @@ def train_model(model: nn.Module, task: SequenceTask, cfg: TrainConfig, seed: in
     steps = cfg.epochs * ((n + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cfg.schedule == "cosine" else None
     losses = []
+    trial_model = _is_trial_model(model)
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False)
     for _ in bar:
         model.train()
@@ -141,7 +148,11 @@ def train_model(model: nn.Module, task: SequenceTask, cfg: TrainConfig, seed: in
         for i in range(0, n, cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
             xb, yb = task.x_train[idx].to(dev), task.y_train[idx].to(dev)
-            loss = task_loss(task, model(xb), yb)
+            out = model(xb)
+            if trial_model:  # a crossbar model in training: (T, B, …) with T fresh device draws
+                yb = yb.unsqueeze(0).expand(out.shape[0], *yb.shape).reshape(-1, *yb.shape[1:])
+                out = out.reshape(-1, *out.shape[2:])
+            loss = task_loss(task, out, yb)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: the loss became {float(loss)}; lower the learning rate")
             opt.zero_grad()
@@ -195,13 +206,25 @@ def evaluate(model: nn.Module, task: SequenceTask, split: str = "test", batch_si
     return task_metric(task, out, y)
 
 
+def training_array(noise: WeightNoise | None) -> CrossbarConfig:
+    """The array QAT trains on: ideal periphery, the noise's memristor and mapping, its σ as device variation."""
+    if noise is None:
+        return CrossbarConfig()
+    effects = [DeviceVariation(noise.sigma, noise.mode)] if noise.sigma > 0 else []
+    return CrossbarConfig(memristor=noise.memristor, mapping=noise.mapping, nonidealities=effects)
+
+
 def quantize_finetune(fp_model: nn.Module, task: SequenceTask, quant: QuantConfig | None, noise: WeightNoise | None,
                       cfg: TrainConfig, seed: int = 0, progress: bool = True, desc: str = "QAT") -> nn.Module:
-    """A copy of ``fp_model`` with ``quant``/``noise`` set, trained with ``cfg`` (QAT)."""
+    """A copy of ``fp_model`` (a :class:`memristive.nn.GRUNet`) with ``quant`` set, trained with ``cfg``
+    through its crossbar model on :func:`training_array` (``noise``) -- hardware-aware QAT."""
+    from ..nn.gru import convert_gru
+
     model = copy.deepcopy(fp_model)
-    model.set_quant(quant, noise)
-    train_model(model, task, cfg, seed=seed, progress=progress, desc=desc)
-    model.set_quant(quant, None)  # noise is a training device only
+    model.set_quant(quant, None)
+    hw = convert_gru(model, training_array(noise), trials=1, seed=seed)
+    train_model(hw, task, cfg, seed=seed, progress=progress, desc=desc)
+    hw.export_to(model)
     return model.eval()
 
 

@@ -32,7 +32,8 @@ Classes:
   :class:`~memristive.quant.QuantConfig` and/or :class:`~memristive.quant.WeightNoise`, runs the
   crossbar math in software: fake-quantized crossbar matrices, weight noise in training, activation
   quantizers. Without them it *is* ``nn.GRU`` (fast fused kernel).
-* :class:`CrossbarMatrix` -- one matrix on a :class:`~memristive.crossbar.Crossbar` plus column scales.
+* :class:`CrossbarMatrix` (defined in :mod:`.base`, shared by every crossbar layer) -- one matrix on a
+  :class:`~memristive.crossbar.Crossbar` plus column scales.
 * :class:`CrossbarGRU` -- the converted multi-layer GRU, batched over sequences and Monte Carlo
   trials: input ``(B, L, in)`` (shared by all trials) or ``(T, B, L, in)``, output
   ``(T, B, L, h)`` and final states ``(T, layers, B, h)``. Ideal and unquantized it equals ``nn.GRU``.
@@ -47,15 +48,15 @@ goes through :meth:`Crossbar.matmul` (DAC, read noise, ADC per step).
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Literal
 
 import torch
 from torch import nn
 
 from ..config import check
-from ..crossbar import Crossbar, CrossbarConfig
-from ..quant import ActQuant, QuantConfig, QuantLinear, WeightNoise, quantize_weight, symmetric_qmax, weight_codes
+from ..crossbar import CrossbarConfig
+from ..quant import ActQuant, QuantConfig, QuantLinear, WeightNoise, quantize_weight
+from .base import CrossbarMatrix, layer_seed, register_converter
 
 __all__ = [
     "LAYOUTS",
@@ -285,55 +286,6 @@ class QuantGRU(nn.GRU):
 
 
 # ------------------------------------------------------------------------------------- crossbar
-class CrossbarMatrix(nn.Module):
-    """One matrix on a crossbar: ``y = crossbar(x) · s`` with per-column scales ``s``.
-
-    Quantized (``bits``): the devices hold the integer codes (``Q+1`` levels per device of a
-    differential pair, ``w_max = Q``), ``s`` the symmetric scales. Unquantized: the float weights,
-    ``s = 1``. ``n_params`` counts the entries that hold a parameter (for :mod:`memristive.hardware`).
-    """
-
-    def __init__(self, crossbar: Crossbar, scale: torch.Tensor, n_params: int | None = None, bits: int | None = None):
-        super().__init__()
-        self.crossbar = crossbar
-        self.register_buffer("scale", scale.detach().clone())
-        self.n_params = int(n_params) if n_params is not None else crossbar.in_features * crossbar.out_features
-        self.bits = bits
-
-    @classmethod
-    def from_matrix(cls, w: torch.Tensor, config: CrossbarConfig | None = None, trials: int = 1, seed: int = 0,
-                    bits: int | None = None, granularity: str = "channel", groups: int = 1,
-                    n_params: int | None = None) -> "CrossbarMatrix":
-        config = config or CrossbarConfig()
-        w = w.detach()
-        if bits is None:
-            xb = Crossbar.from_weights(w.contiguous(), config=config, trials=trials, seed=seed)
-            scale = torch.ones(w.shape[1], dtype=w.dtype, device=w.device)
-        else:
-            q, scale = weight_codes(w, bits, granularity, groups)
-            qm = symmetric_qmax(bits)
-            dev = dataclasses.replace(config.memristor, levels=config.mapping.code_levels(qm))
-            cfg = dataclasses.replace(config, memristor=dev, mapping=dataclasses.replace(config.mapping, w_max=float(qm)))
-            xb = Crossbar.from_weights(q.contiguous(), config=cfg, trials=trials, seed=seed)
-        return cls(xb, scale, n_params, bits)
-
-    @property
-    def linear(self) -> bool:
-        """True when the array is a plain linear map (ideal DAC/ADC, no read noise)."""
-        c = self.crossbar.config
-        return c.dac.ideal and c.adc.ideal and (c.read_noise is None or c.read_noise.sigma == 0)
-
-    def weights(self) -> torch.Tensor:
-        """Effective weights ``(T, rows, cols)`` the array realises (codes × scales)."""
-        return self.crossbar.weights() * self.scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.crossbar.matmul(x) * self.scale
-
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}, params={self.n_params}"
-
-
 def _ones_col(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, x.new_ones(*x.shape[:-1], 1)], -1)
 
@@ -342,16 +294,23 @@ class CrossbarGRU(nn.Module):
     """A multi-layer GRU whose matrices live on crossbars (``T`` Monte Carlo instances at once).
 
     Build with :meth:`from_gru`. ``forward(x, h0=None)`` takes ``(B, L, in)`` or ``(T, B, L, in)``
-    and returns ``(out (T, B, L, h), h_n (T, layers, B, h))``.
+    (``(L, B, in)`` / ``(T, L, B, in)`` when the source GRU had ``batch_first=False``) and returns
+    ``(out (T, B, L, h), h_n (T, layers, B, h))`` (``out (T, L, B, h)`` without ``batch_first``).
+    The GRU's parameters (PyTorch names, ``weight_ih_l0`` …) stay trainable: in training mode the
+    forward programs them onto fresh devices (hardware-aware training, :mod:`memristive.nn.base`).
     """
 
     def __init__(self, layers: list[nn.ModuleDict], input_size: int, hidden_size: int, bias: bool, layout: str,
-                 acts: nn.ModuleList, input_quant: ActQuant) -> None:
+                 acts: nn.ModuleList, input_quant: ActQuant, params: dict[str, torch.Tensor] | None = None,
+                 batch_first: bool = True) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.input_size, self.hidden_size, self.bias, self.layout = input_size, hidden_size, bias, layout
+        self.batch_first = batch_first
         self.acts = acts
         self.input_quant = input_quant
+        for name, p in (params or {}).items():
+            self.register_parameter(name, nn.Parameter(p.detach().clone()))
 
     @property
     def num_layers(self) -> int:
@@ -364,7 +323,8 @@ class CrossbarGRU(nn.Module):
     @classmethod
     def from_gru(cls, gru: nn.GRU, config: CrossbarConfig | None = None, trials: int = 1, seed: int = 0,
                  quant: QuantConfig | None = None, layout: str | None = None) -> "CrossbarGRU":
-        """Program ``gru`` (``nn.GRU`` or :class:`QuantGRU`) onto crossbars.
+        """Program ``gru`` (``nn.GRU`` or :class:`QuantGRU`) onto crossbars; array ``j`` gets
+        ``layer_seed(seed, j)``.
 
         ``quant`` defaults to the :class:`QuantGRU`'s own config (its trained activation ranges are
         copied); for a plain ``nn.GRU`` with activation bits, calibrate with
@@ -386,7 +346,7 @@ class CrossbarGRU(nn.Module):
             mats = nn.ModuleDict()
             for key, m in gru_matrices(gru, layer, layout).items():
                 mats[key] = CrossbarMatrix.from_matrix(
-                    m.detach(), config, trials=trials, seed=seed + 1000 * idx, bits=bits, granularity=gran,
+                    m.detach(), config, trials=trials, seed=layer_seed(seed, idx), bits=bits, granularity=gran,
                     groups=4 if key == "xh1" else 3, n_params=structural_params(layout, key, n_in, h, gru.bias))
                 idx += 1
             layers.append(mats)
@@ -399,12 +359,23 @@ class CrossbarGRU(nn.Module):
                 a.configure(abits, quant.observer if quant else "ema")
             if quant is not None and quant.quantize_input:
                 in_q.configure(abits, quant.observer)
-        xg = cls(layers, gru.input_size, h, gru.bias, layout, acts, in_q)
+        params = {n: p for n, p in gru.named_parameters() if n.startswith(("weight_", "bias_"))}
+        xg = cls(layers, gru.input_size, h, gru.bias, layout, acts, in_q, params, gru.batch_first)
         return xg.to(next(gru.parameters()).device).eval()
 
     def matrices(self):
         """All :class:`CrossbarMatrix` modules (for cost accounting)."""
         return [m for layer in self.layers for m in layer.values()]
+
+    @torch.no_grad()
+    def program(self, seed: int = 0, config: CrossbarConfig | None = None, trials: int | None = None) -> None:
+        """Program the trained parameters onto new device instances (array ``j``: ``layer_seed(seed, j)``)."""
+        idx = 0
+        for layer, mats in enumerate(self.layers):
+            ws = gru_matrices(self, layer, self.layout)
+            for key, m in mats.items():
+                m.program(ws[key], config=config, trials=trials, seed=layer_seed(seed, idx))
+                idx += 1
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None):
         if x.dim() == 3:
@@ -412,22 +383,28 @@ class CrossbarGRU(nn.Module):
         if x.dim() != 4 or x.shape[-1] != self.input_size:
             raise ValueError(f"CrossbarGRU: expected (batch, steps, {self.input_size}) or (trials, batch, steps, "
                              f"{self.input_size}), got {tuple(x.shape)}")
+        if not self.batch_first:
+            x = x.transpose(1, 2)
         seq = self.input_quant(x)
         finals = []
         for layer, mats in enumerate(self.layers):
             n_in = self.input_size if layer == 0 else self.hidden_size
             h_init = None if h0 is None else h0[:, layer] if h0.dim() == 4 else h0[layer].unsqueeze(0)
-            if all(m.linear for m in mats.values()):
-                w_x, b, w_h = _assemble(self.layout, {k: m.weights() for k, m in mats.items()}, n_in,
+            ws = gru_matrices(self, layer, self.layout) if self.training else {}
+            ps = {k: m.programmed(ws.get(k)) for k, m in mats.items()}
+            if all(p.linear for p in ps.values()):
+                w_x, b, w_h = _assemble(self.layout, {k: p.weights() for k, p in ps.items()}, n_in,
                                         self.hidden_size, self.bias)
                 seq, h_last = _run_linear_layer(seq, w_x, b, w_h, h_init, self.acts[layer])
             else:
-                seq, h_last = self._run_stepwise(seq, mats, h_init, self.acts[layer])
+                seq, h_last = self._run_stepwise(seq, ps, h_init, self.acts[layer])
             finals.append(h_last)
+        if not self.batch_first:
+            seq = seq.transpose(1, 2)
         return seq, torch.stack(finals, 1)
 
     def _run_stepwise(self, x, mats, h0, acts):
-        trials = self.trials
+        trials = next(iter(mats.values())).trials
         hid = self.hidden_size
         h = h0 if h0 is not None else x.new_zeros(trials, x.shape[1], hid)
         h = h.expand(trials, x.shape[1], hid)
@@ -485,11 +462,20 @@ class GRUNet(nn.Module):
 
 
 class CrossbarGRUNet(nn.Module):
-    """A :class:`GRUNet` on crossbars: outputs ``(T, B, out)`` or ``(T, B, L, out)``."""
+    """A :class:`GRUNet` on crossbars: outputs ``(T, B, out)`` or ``(T, B, L, out)``.
 
-    def __init__(self, gru: CrossbarGRU, head: CrossbarMatrix, readout: str = "last", head_bias: bool = True) -> None:
+    The head's parameters (``head_weight``, ``head_bias``) are trainable like the GRU's.
+    """
+
+    def __init__(self, gru: CrossbarGRU, head: CrossbarMatrix, readout: str = "last", head_bias: bool = True,
+                 head_weight: torch.Tensor | None = None, head_bias_value: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.gru, self.head, self.readout, self.head_bias = gru, head, readout, head_bias
+        self.gru, self.head, self.readout, self.has_head_bias = gru, head, readout, head_bias
+        if head_weight is None:  # recover (out, in) and bias from the programmed matrix
+            m = head.weights()[0]
+            head_weight, head_bias_value = m[: m.shape[0] - int(head_bias)].t(), (m[-1] if head_bias else None)
+        self.head_weight = nn.Parameter(head_weight.detach().clone())
+        self.head_bias = nn.Parameter(head_bias_value.detach().clone()) if head_bias_value is not None else None
 
     @classmethod
     def from_net(cls, net: GRUNet, config: CrossbarConfig | None = None, trials: int = 1, seed: int = 0) -> "CrossbarGRUNet":
@@ -498,27 +484,52 @@ class CrossbarGRUNet(nn.Module):
         bits = quant.weight_bits if quant is not None else None
         gran = quant.granularity if quant is not None else "channel"
         head = CrossbarMatrix.from_matrix(net.head.matrix().detach(), config, trials=trials,
-                                          seed=seed + 1000 * len(xg.matrices()), bits=bits,
+                                          seed=layer_seed(seed, len(xg.matrices())), bits=bits,
                                           granularity="tensor" if gran == "gate" else gran)
-        return cls(xg, head, net.readout, net.head.bias is not None).eval()
+        return cls(xg, head, net.readout, net.head.bias is not None, net.head.weight, net.head.bias).eval()
 
     def matrices(self):
         return self.gru.matrices() + [self.head]
 
+    @torch.no_grad()
+    def export_to(self, net: GRUNet) -> GRUNet:
+        """Write the (trained) parameters and activation ranges into a software :class:`GRUNet` of the
+        same shape (e.g. after hardware-aware training); returns ``net``."""
+        for name, p in self.gru.named_parameters():
+            getattr(net.gru, name).copy_(p)
+        net.gru.acts.load_state_dict(self.gru.acts.state_dict())
+        net.gru.input_quant.load_state_dict(self.gru.input_quant.state_dict())
+        net.head.weight.copy_(self.head_weight)
+        if self.head_bias is not None:
+            net.head.bias.copy_(self.head_bias)
+        return net
+
+    def head_matrix(self) -> torch.Tensor:
+        """``[W_headᵀ; b_head]`` (differentiable)."""
+        m = self.head_weight.t()
+        return torch.cat([m, self.head_bias.unsqueeze(0)], 0) if self.head_bias is not None else m
+
+    @torch.no_grad()
+    def program(self, seed: int = 0, config: CrossbarConfig | None = None, trials: int | None = None) -> None:
+        """Program the trained parameters onto new device instances (same seed rule as :meth:`from_net`)."""
+        self.gru.program(seed, config, trials)
+        self.head.program(self.head_matrix(), config=config, trials=trials, seed=layer_seed(seed, len(self.gru.matrices())))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.gru(x)
         feats = out[:, :, -1] if self.readout == "last" else out
-        if self.head_bias:
+        if self.has_head_bias:
             feats = _ones_col(feats)
-        if self.head.linear:
-            w = self.head.weights()  # (T, in, out)
+        p = self.head.programmed(self.head_matrix() if self.training else None)
+        if p.linear:
+            w = p.weights()  # (T, in, out)
             if feats.dim() == 4:
                 return torch.matmul(feats, w.unsqueeze(1))
-            return torch.bmm(feats, w)
+            return torch.matmul(feats, w)
         if feats.dim() == 4:
             t, b, l, f = feats.shape
-            return self.head(feats.reshape(t, b * l, f)).reshape(t, b, l, -1)
-        return self.head(feats)
+            return p(feats.reshape(t, b * l, f)).reshape(-1, b, l, p.scale.shape[-1])
+        return p(feats)
 
 
 def convert_gru(model: nn.Module, config: CrossbarConfig | None = None, trials: int = 1, seed: int = 0,
@@ -529,3 +540,13 @@ def convert_gru(model: nn.Module, config: CrossbarConfig | None = None, trials: 
     if isinstance(model, nn.GRU):
         return CrossbarGRU.from_gru(model, config, trials, seed, quant=quant)
     raise TypeError(f"convert_gru: expected a GRUNet or nn.GRU, got {type(model).__name__}")
+
+
+@register_converter(nn.GRU)
+def _convert_gru_layer(module, config, trials, seed):
+    return CrossbarGRU.from_gru(module, config, trials=trials, seed=seed)
+
+
+@register_converter(GRUNet)
+def _convert_gru_net(module, config, trials, seed):
+    return CrossbarGRUNet.from_net(module, config, trials=trials, seed=seed)

@@ -1,14 +1,12 @@
-"""``CrossbarLinear``, the Abs activation, an MLP builder and ``convert``."""
+"""``CrossbarLinear``, the Abs activation and an MLP builder."""
 
 from __future__ import annotations
-
-import copy
-import dataclasses
 
 import torch
 from torch import nn
 
-from ..crossbar import Crossbar, CrossbarConfig
+from ..crossbar import CrossbarConfig
+from .base import CrossbarMatrix, register_converter
 
 
 class Abs(nn.Module):
@@ -36,75 +34,67 @@ def mlp(sizes: list[int] | tuple[int, ...], activation: str = "abs", bias: bool 
     return nn.Sequential(*layers)
 
 
-class CrossbarLinear(nn.Module):
+class CrossbarLinear(CrossbarMatrix):
     """A linear layer whose matmul runs on a :class:`Crossbar` (all Monte Carlo trials at once).
 
-    Input ``(B, in)`` or ``(T, B, in)``; output ``(T, B, out)``. The bias (if any) is added digitally
-    in the periphery. Weights are fixed once programmed; call :meth:`program` to write new ones.
+    Input ``(B, in)`` or ``(T, B, in)``; output ``(T, B, out)``; any further leading dimensions
+    ``(T, B, …, in)`` are folded into the batch. The bias (if any) is added digitally in the
+    periphery. ``weight`` (``(out, in)``, like ``nn.Linear``) and ``bias`` are trainable parameters:
+    in training mode the forward pass programs them onto fresh devices (hardware-aware training, see
+    :mod:`memristive.nn.base`); in eval mode it reads the programmed array (:attr:`crossbar`).
     """
 
-    def __init__(self, crossbar: Crossbar, bias: torch.Tensor | None = None) -> None:
-        super().__init__()
-        self.crossbar = crossbar
-        if bias is not None:
-            self.register_buffer("bias", bias.detach().clone())
-        else:
-            self.bias = None
+    def __init__(self, array: CrossbarMatrix, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        super().__init__(array.crossbar, array.scale, array.n_params, array.bits, array.granularity, array.groups)
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
 
     @classmethod
-    def from_linear(
-        cls, linear: nn.Linear, config: CrossbarConfig | None = None, trials: int = 1, seed: int = 0
-    ) -> "CrossbarLinear":
-        xb = Crossbar.from_weights(linear.weight.detach().t().contiguous(), config=config or CrossbarConfig(), trials=trials, seed=seed)
-        return cls(xb, linear.bias)
+    def from_linear(cls, linear: nn.Linear, config: CrossbarConfig | None = None, trials: int = 1, seed: int = 0,
+                    bits: int | None = None) -> "CrossbarLinear":
+        w = linear.weight.detach()
+        array = CrossbarMatrix.from_matrix(w.t(), config or CrossbarConfig(), trials=trials, seed=seed, bits=bits)
+        return cls(array, w, linear.bias)
 
     @property
     def in_features(self) -> int:
-        return self.crossbar.in_features
+        return self.weight.shape[1]
 
     @property
     def out_features(self) -> int:
-        return self.crossbar.out_features
+        return self.weight.shape[0]
 
-    def program(self, w: torch.Tensor, seed: int | None = None) -> None:
-        """Reprogram with weights ``w`` shaped ``(out, in)`` like ``nn.Linear.weight``."""
-        gen = None
-        if seed is not None:
-            gen = torch.Generator(device=w.device)
-            gen.manual_seed(seed)
-        self.crossbar.program(w.detach().t().contiguous(), generator=gen)
+    def matrix(self) -> torch.Tensor:
+        """The array matrix ``(in, out)`` = ``weightᵀ``."""
+        return self.weight.t()
+
+    @torch.no_grad()
+    def program(self, w: torch.Tensor | None = None, seed: int | None = None, config: CrossbarConfig | None = None,
+                trials: int | None = None) -> None:
+        """Program weights ``w`` (``(out, in)`` like ``nn.Linear.weight``; default: the trained
+        ``weight``) onto new device instances (``config``/``trials`` default to the current ones)."""
+        if w is not None:
+            self.weight.copy_(w)
+        super().program(self.weight.t(), config=config, trials=trials, seed=self.crossbar.seed if seed is None else seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.crossbar.matmul(x)
+        if x.dim() > 3:  # (T, B, ..., in): fold the extra dimensions into the batch
+            y = self.forward(x.reshape(x.shape[0], -1, x.shape[-1]))
+            return y.reshape(y.shape[0], *x.shape[1:-1], y.shape[-1])
+        p = self.programmed(self.matrix() if self.training else None)
+        if self.training and p.linear:
+            x3 = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])
+            y = torch.matmul(x3, p.weights())
+        else:
+            y = p(x)
         if self.bias is not None:
             y = y + self.bias
         return y
 
     def extra_repr(self) -> str:
-        return f"bias={self.bias is not None}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def convert(
-    model: nn.Module, config: CrossbarConfig | None = None, trials: int = 1, seed: int = 0, inplace: bool = False
-) -> nn.Module:
-    """Swap every ``nn.Linear`` of ``model`` for a :class:`CrossbarLinear` (like aihwkit's
-    ``convert_to_analog``). Each layer gets its own seed (``seed + index``) so layers' defects are
-    independent. The result maps inputs to ``(trials, batch, ...)``.
-    """
-    config = config or CrossbarConfig()
-    model = model if inplace else copy.deepcopy(model)
-    counter = [0]
-
-    def _swap(module: nn.Module) -> None:
-        for name, child in module.named_children():
-            if isinstance(child, nn.Linear):
-                layer = CrossbarLinear.from_linear(child, dataclasses.replace(config), trials=trials, seed=seed + 1000 * counter[0])
-                counter[0] += 1
-                setattr(module, name, layer)
-            else:
-                _swap(child)
-
-    if isinstance(model, nn.Linear):
-        return CrossbarLinear.from_linear(model, config, trials=trials, seed=seed)
-    _swap(model)
-    return model
+@register_converter(nn.Linear)
+def _convert_linear(module: nn.Linear, config: CrossbarConfig, trials: int, seed: int) -> CrossbarLinear:
+    return CrossbarLinear.from_linear(module, config, trials=trials, seed=seed)

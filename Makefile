@@ -59,3 +59,9 @@ bench: setup data
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Optional anchor simulators (aihwkit 1.2.0 source build + CrossSim 3.2) in .venv-anchors; never needed by test/CI.
+.PHONY: anchors
+anchors:
+	PYTHON=$(PYTHON) bash benchmarks/anchors/build_env.sh
+	@echo "then: .venv-anchors/bin/python benchmarks/anchors/compare.py"

@@ -26,12 +26,15 @@ from memristive.nonideal import StuckAt
 from memristive.nonideal import DeviceVariation
 
 
-def timed(fn, repeats):
+def timed(fn, repeats, device="cpu"):
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     fn()  # warm-up
+    sync()
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 
@@ -45,11 +48,13 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = small_resnet(1, 10, args.width).eval()
-    x = torch.rand(args.images, 1, 28, 28)
+    dev = torch.device(args.device)
+    model = small_resnet(1, 10, args.width).eval().to(dev)
+    x = torch.rand(args.images, 1, 28, 28, device=dev)
     cfg = CrossbarConfig(nonidealities=[DeviceVariation(0.1), StuckAt(p_hrs=0.005, p_lrs=0.005)])
 
     @torch.no_grad()
@@ -57,18 +62,19 @@ def main() -> None:
         for b in images.split(args.batch):
             m(b)
 
-    t_dig = timed(lambda: run(model), args.repeats)
+    t_dig = timed(lambda: run(model), args.repeats, args.device)
     hw1 = convert(model, cfg, trials=1, seed=1)
-    t_one = timed(lambda: run(hw1), args.repeats)
+    t_one = timed(lambda: run(hw1), args.repeats, args.device)
     hwn = convert(model, cfg, trials=args.trials, seed=1)
-    t_many = timed(lambda: run(hwn), args.repeats)
+    t_many = timed(lambda: run(hwn), args.repeats, args.device)
     hw_adc = convert(model, dataclasses.replace(cfg, adc=Converter(bits=8)), trials=args.trials, seed=1)
     n_adc = min(args.adc_images, args.images)
-    t_adc = timed(lambda: run(hw_adc, x[:n_adc]), 1) * args.images / n_adc
+    t_adc = timed(lambda: run(hw_adc, x[:n_adc]), 1, args.device) * args.images / n_adc
 
     macs = sum(p.numel() for p in model.parameters())  # for the header only
     print(f"small ResNet (width {args.width}, {macs:,} parameters), {args.images:,} images of 1×28×28 in batches of "
-          f"{args.batch}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
+          f"{args.batch}, {torch.get_num_threads()} thread(s), torch {torch.__version__}, "
+          f"{torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}")
     print(f"{'row':<52} {'time s':>9} {'÷ digital':>10} {'floor':>7} {'bar':>7} {'ok':>4}")
     rows = [("digital torch (one pass)", t_dig, 1, None),
             ("1 instance, variation + stuck-at", t_one, 1, 1.3),

@@ -1,6 +1,9 @@
 """In-situ training benchmark: pulse-level DTGA epochs on VTEAM pairs (plain script, prints a table).
 
-    .venv/bin/python benchmarks/bench_dtga.py [--threads 1 2] [--noise 0.02] [--synthetic]   (default: 1 thread)
+    .venv/bin/python benchmarks/bench_dtga.py [--threads 1 2] [--noise 0.02] [--synthetic] [--read-back]
+
+(default: 1 thread, the default update rule; ``--read-back`` is the rule that was the default before
+issue 15: every device read before each update, GA subtracting the measured change, DT rule ``layer``)
 
 Rows:
 * one epoch of the 60,000 MNIST training images on the 784x100x10 network (batch 100, DTGA, VTEAM
@@ -27,9 +30,10 @@ from memristive.methods.dtga import InSituConfig, InSituMLP
 AIHWKIT_S_PER_10K = (3.74, 3.86)  # 784x256x10 AnalogSGD epoch of 10k samples, batch 100 (anchors.md §3.1)
 
 
-def epoch_time(sizes, w_max, x, y, threads, noise, scheme="dtga") -> tuple[float, float, dict]:
+def epoch_time(sizes, w_max, x, y, threads, noise, scheme="dtga", read_back=False) -> tuple[float, float, dict]:
     torch.set_num_threads(threads)
-    cfg = from_dict(InSituConfig, dict(sizes=sizes, w_max=w_max, update=dict(scheme=scheme)))
+    update = dict(scheme=scheme, **(dict(controller="read", ga_residual="measured", dt_rule="layer") if read_back else {}))
+    cfg = from_dict(InSituConfig, dict(sizes=sizes, w_max=w_max, update=update))
     model = InSituMLP(cfg, trials=1, seed=0, noise=noise)
     model.train_step(x[:100], y[:100])  # warm-up
     t0, c0 = time.perf_counter(), time.process_time()
@@ -43,6 +47,9 @@ def main() -> None:
                     help="thread counts to measure, e.g. --threads 1 2 (2 threads only pay off on an idle machine)")
     ap.add_argument("--noise", type=float, default=0.02, help="noise factor (D2D = P2P)")
     ap.add_argument("--synthetic", action="store_true", help="random inputs instead of MNIST (no data needed)")
+    ap.add_argument("--read-back", action="store_true",
+                    help="the pre-issue-15 rule: read every device before each update, GA subtracts the "
+                         "measured change, DT rule 'layer'")
     args = ap.parse_args()
     if args.synthetic:
         g = torch.Generator().manual_seed(0)
@@ -53,17 +60,19 @@ def main() -> None:
 
         d = load_mnist()
         x, y, source = d.x_train, d.y_train, d.source
-    print(f"\nPulse-level in-situ training (DTGA, VTEAM pairs, noise factor {args.noise}), data: {source}")
+    mode = "read-back controller, layer DT rule" if args.read_back else "default rule"
+    print(f"\nPulse-level in-situ training (DTGA, {mode}, VTEAM pairs, noise factor {args.noise}), data: {source}")
     print("wall = elapsed time; cpu = this process's CPU time (with 1 thread: the wall time it would take on an "
           "otherwise idle core)")
     print(f"{'workload':44s} {'thr':>3s} {'load':>5s} {'wall (s)':>8s} {'cpu (s)':>8s} {'us/sample':>9s} {'bar':>14s}")
     for threads in args.threads:
         load = os.getloadavg()[0]
-        t, c, st = epoch_time([784, 100, 10], [1.0, 4.0], x, y, threads, args.noise)
+        t, c, st = epoch_time([784, 100, 10], [1.0, 4.0], x, y, threads, args.noise, read_back=args.read_back)
         print(f"{'1 epoch, 60k MNIST, 784x100x10, batch 100':44s} {threads:3d} {load:5.2f} {t:8.2f} {c:8.2f} "
               f"{t / len(x) * 1e6:9.1f} {'<= 20 s':>14s}   ({st['pulses']:.3g} pulses)")
         load = os.getloadavg()[0]
-        t, c, st = epoch_time([784, 256, 10], [1.0, 4.0], x[:10_000], y[:10_000], threads, args.noise)
+        t, c, st = epoch_time([784, 256, 10], [1.0, 4.0], x[:10_000], y[:10_000], threads, args.noise,
+                               read_back=args.read_back)
         lo, hi = AIHWKIT_S_PER_10K
         print(f"{'10k samples, 784x256x10, batch 100':44s} {threads:3d} {load:5.2f} {t:8.2f} {c:8.2f} "
               f"{t / 10_000 * 1e6:9.1f} {f'aihwkit {lo}-{hi} s':>14s}   (wall speed vs aihwkit: {(lo + hi) / 2 / t:.2f}x)")

@@ -6,13 +6,15 @@ import pytest
 import torch
 
 from memristive.config import ConfigError, from_dict
-from memristive.devices import Pulse, Variability, VTEAMArray, VTEAMDevice, vteam_preset
+from memristive.devices import Pulse, Variability, VTEAMCells, VTEAMDevice, vteam_preset
 from memristive.devices.vteam import (
     advance,
     conductance,
     current,
     drive,
     has_closed_form,
+    pulse_conductance,
+    pulse_energy,
     pulse_train,
     resistance,
     sample_d2d,
@@ -228,32 +230,72 @@ def test_p2p_statistics_both_modes():
     assert s.tolist() == pytest.approx([0.5, 0.48, 0.56])
 
 
-def test_array_pulses_energy_and_state_dict(tmp_path):
+def test_device_interface_by_hand():
+    """The Device interface: bounds, program, pulse response on conductances, I–V."""
+    dev = vteam_preset("dtga")  # 10 kΩ / 100 kΩ, linear R(s), no window, 1 % of the state per pulse
+    assert dev.kind == "vteam" and dev.has_pulse_response and dev.levels is None
+    assert dev.g_min == pytest.approx(1e-5) and dev.g_max == pytest.approx(1e-4) and dev.g_range == pytest.approx(9e-5)
+    assert dev.g_mid == pytest.approx(1 / 55e3)  # s = ½ → R = 55 kΩ (not the conductance midpoint)
+    g = torch.tensor([2e-5, 5e-5, 1e-4], dtype=D64)
+    assert torch.allclose(dev.program(g), g, rtol=1e-12)  # analog: the state holding g has conductance g
+    with pytest.raises(ValueError, match="outside"):
+        dev.program(torch.tensor([1.2e-4], dtype=D64))
+    # one pulse's drive by hand: k·(V/v_th − 1)^α·t/D
+    u_set = float(dev.drive(dev.write.v_set)) * dev.write.width
+    u_reset = float(dev.drive(dev.write.v_reset)) * dev.write.width
+    assert u_reset == pytest.approx(5e-4 * (0.14 / 0.02 - 1) * 1e-8 / 3e-9, rel=1e-12)  # 0.01
+    assert u_set == pytest.approx(-10 * (0.2134 / 0.2 - 1) ** 3 * 1e-8 / 3e-9, rel=1e-12)  # −0.01003
+    g0 = torch.full((3,), 1 / 55e3, dtype=D64)
+    out = dev.pulse(g0, torch.tensor([3.0, 0.0, -2.0], dtype=D64))
+    hand = [1 / (1e4 + 9e4 * (0.5 + 3 * u_set)), 1 / 55e3, 1 / (1e4 + 9e4 * 0.52)]
+    assert out.tolist() == pytest.approx(hand, rel=1e-12)
+    assert out[0] > g0[0] and out[1] == g0[1] and out[2] < g0[2]  # SET raises G; n = 0 leaves it exactly
+    # saturation at the bounds: many SET pulses end at G_max, never beyond
+    assert float(dev.pulse(g0[:1], torch.tensor([500.0], dtype=D64))) == pytest.approx(dev.g_max, rel=1e-12)
+    # I–V: i = v/R(s) = v·g at a read that does not switch the device
+    assert float(dev.current(torch.tensor(0.01, dtype=D64), torch.tensor(2e-5, dtype=D64))) == pytest.approx(2e-7)
+    # the conductance-domain response is the state-domain one mapped through G(s)
+    s = torch.tensor([0.3, 0.7], dtype=D64)
+    gs = conductance(s, dev.r_on, dev.r_off)
+    n = torch.tensor([4.0, -5.0], dtype=D64)
+    direct = conductance(pulse_train(s, n, u_set, u_reset), dev.r_on, dev.r_off)
+    assert torch.allclose(pulse_conductance(gs, n, u_set, u_reset, dev.r_on, dev.r_off), direct, rtol=1e-12)
+    # energy of a train: |n|·V²·t·(G_before + G_after)/2
+    e = pulse_energy(n.clamp(min=0), (-n).clamp(min=0), gs, direct, dev.write)
+    assert float(e[0]) == pytest.approx(4 * dev.write.v_set ** 2 * dev.write.width * float(gs[0] + direct[0]) / 2)
+    assert float(e[1]) == pytest.approx(5 * dev.write.v_reset ** 2 * dev.write.width * float(gs[1] + direct[1]) / 2)
+
+
+def test_cells_pulse_pairs_and_state_dict(tmp_path):
     dev = vteam_preset("dtga")
-    pulse = Pulse()
-    arr = VTEAMArray(dev, pulse, trials=2, shape=(3, 4), dtype=D64)
-    g0 = arr.conductance().clone()
+    cells = VTEAMCells(dev, trials=2, shape=(2, 3, 4), variability=Variability.noise_factor(0.05),
+                       generator=torch.Generator().manual_seed(0), dtype=D64)
+    g = torch.full((2, 3, 4), dev.g_mid, dtype=D64)
     n = torch.zeros(2, 3, 4, dtype=D64)
-    n[0, 0, 0] = 5  # 5 SET pulses on one device
-    stats = arr.apply_pulses(n)
-    g1 = arr.conductance()
-    e_hand = 5 * pulse.v_set ** 2 * pulse.width * (float(g0[0, 0, 0]) + float(g1[0, 0, 0])) / 2
-    assert stats["set"] == 5 and stats["reset"] == 0 and stats["energy"] == pytest.approx(e_hand)
-    assert g1[0, 0, 0] > g0[0, 0, 0]  # SET raises the conductance
-    changed = (g1 != g0)
-    assert int(changed.sum()) == 1
-    # save / load
-    torch.save(arr.state_dict(), tmp_path / "a.pt")
-    other = VTEAMArray(dev, pulse, trials=2, shape=(3, 4), dtype=D64)
-    other.load_state_dict(torch.load(tmp_path / "a.pt"))
-    assert torch.equal(other.conductance(), g1)
+    n[0, 0, 0], n[1, 2, 3] = 5, -2
+    select = torch.zeros_like(n)
+    select[0, 0, 0] = 1  # the first pulses go to device 0 (G+) of that pair, the second to device 1
+    out = cells.pulse(g, n, torch.Generator().manual_seed(1), select=select)
+    assert int((out != g).sum()) == 2 and out[0, 0, 0] > g[0, 0, 0] and out[1, 2, 3] < g[1, 2, 3]
+    # the chosen device's own drawn parameters are used: same as pulsing that device alone
+    one = pulse_conductance(g[0, 0, 0], n[0, 0, 0], cells.u_set[0, 0, 0, 0], cells.u_reset[0, 0, 0, 0],
+                            cells.r_on[0, 0, 0, 0], cells.r_off[0, 0, 0, 0])
+    assert float(out[0, 0, 0]) == pytest.approx(float(one), rel=0.2)  # P2P noise (5 %) around it
+    noiseless = VTEAMCells(dev, 2, (2, 3, 4), Variability(d2d=0.05), generator=torch.Generator().manual_seed(0),
+                           dtype=D64)
+    out0 = noiseless.pulse(g, n, select=select)
+    assert float(out0[0, 0, 0]) == pytest.approx(float(one), rel=1e-12)
+    torch.save(cells.state_dict(), tmp_path / "c.pt")
+    other = VTEAMCells(dev, 2, (2, 3, 4), Variability.noise_factor(0.05), dtype=D64)
+    other.load_state_dict(torch.load(tmp_path / "c.pt"))
+    assert torch.equal(other.u_set, cells.u_set) and torch.equal(other.r_off, cells.r_off)
 
 
-def test_array_d2d_per_trial_noise_factor():
+def test_cells_d2d_per_trial_noise_factor():
     dev = vteam_preset("dtga")
-    arr = VTEAMArray(dev, Pulse(), trials=3, shape=(200, 200), variability=Variability(d2d_params=["k_off"]),
-                     d2d_sigma=[0.0, 0.02, 0.1], generator=torch.Generator().manual_seed(0), dtype=D64)
-    rel = arr.u_reset / arr.u_reset[0, 0, 0]
+    cells = VTEAMCells(dev, trials=3, shape=(200, 200), variability=Variability(d2d_params=["k_off"]),
+                       d2d_sigma=[0.0, 0.02, 0.1], generator=torch.Generator().manual_seed(0), dtype=D64)
+    rel = cells.u_reset / cells.u_reset[0, 0, 0]
     assert float(rel[0].std()) == 0
     assert float(rel[1].std()) == pytest.approx(0.02, rel=0.05) and float(rel[2].std()) == pytest.approx(0.1, rel=0.05)
 
@@ -269,8 +311,38 @@ def test_config_validation_names_the_key():
         Variability(d2d=-0.1)
     with pytest.raises(ConfigError, match="unknown"):
         vteam_preset("nope")
+    with pytest.raises(ConfigError, match="v_set"):
+        VTEAMDevice(write=Pulse(v_set=-0.1))  # below the SET threshold: the write pulse would do nothing
     dev = from_dict(VTEAMDevice, {"window": "biolek", "p": 2, "iv": "exponential"})
     assert dev.window == "biolek" and dev.iv == "exponential"
     for name in ("memtorch", "dtga", "dtga-exp-biolek"):
         assert vteam_preset(name).source  # every preset says where it comes from
     assert float(drive(torch.tensor(0.0), **vteam_preset("memtorch").rate_params())) == 0
+
+
+def test_vteam_crossbar_from_a_config_in_a_fresh_process(tmp_path):
+    """A VTEAM crossbar is an ordinary crossbar: built from a config (fresh process: the kind is registered
+    where it is defined), saved and loaded with torch's defaults, reproducing its outputs exactly."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import torch
+        from memristive.config import from_dict
+        from memristive.crossbar import Crossbar, CrossbarConfig
+        cfg = from_dict(CrossbarConfig, {{"memristor": {{"kind": "vteam", "r_on": 2e4, "r_off": 2e5,
+                                          "write": {{"width": 2e-8}}}}, "mapping": "balanced", "v_read": 0.01}})
+        w = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+        xb = Crossbar.from_weights(w, config=cfg, trials=2)
+        assert xb.memristor.kind == "vteam" and xb.memristor.write.width == 2e-8
+        xb.g_pos.copy_(xb.memristor.pulse(xb.g_pos, torch.full_like(xb.g_pos, 3.0)))  # 3 SET pulses each
+        x = torch.rand(4, 6, generator=torch.Generator().manual_seed(1))
+        torch.save(xb.state_dict(), r"{tmp_path / 'xb.pt'}")
+        skeleton = Crossbar.from_weights(torch.zeros(6, 3), config=cfg, trials=2)
+        skeleton.load_state_dict(torch.load(r"{tmp_path / 'xb.pt'}"))  # torch's defaults (weights_only)
+        assert torch.equal(skeleton.matmul(x), xb.matmul(x))
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

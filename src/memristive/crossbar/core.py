@@ -344,6 +344,8 @@ class Crossbar(nn.Module):
                     g.permute(1, 0, 2).reshape(rows, T * cols)
                 out = (v[0] @ flat).view(v.shape[1], T, cols).transpose(0, 1)
                 return out.unsqueeze(1)
+            if v.shape[0] == 1 and T == 1:
+                return (v[0] @ g[0]).unsqueeze(0).unsqueeze(1)  # a plain GEMM, no batched-matmul dispatch
             return torch.matmul(v, g).unsqueeze(1)
         n = math.ceil(rows / tile.rows)
         pad = n * tile.rows - rows
@@ -358,26 +360,21 @@ class Crossbar(nn.Module):
         """Column-output noise with the exact distribution of independent per-cell read noise.
 
         A column sums Σ_i v_i·ε_ij with ε_ij ~ N(0, Var(G_ij)): Gaussian with variance Σ_i v_i²·Var(G_ij).
-        ``"range"`` noise has the same variance on every cell, so the sum needs no matmul. The
-        reference scheme's reference column is one physical device per row shared by the columns of a
+        The reference scheme's reference column is one physical device per row shared by the columns of a
         tile, so its noise is drawn once and shared (correlated across those columns), as in hardware.
         """
         rn, dev = self.config.read_noise, self.config.memristor
         gen = self._read_generator(like.device)
-        ref = self.g_neg.shape[-1] != self.g_pos.shape[-1]
+        if self.g_neg.shape[-1] == self.g_pos.shape[-1]:
+            std, c = self._read_noise_std(v)
+            return like.new_empty(like.shape).normal_(generator=gen) * (std * c)
         if rn.mode == "range" and (self.config.tile is None or self.config.adc.ideal):
             sq = (v * v).sum(-1, keepdim=True).unsqueeze(1)  # (T|1, 1, B, 1)
             std_one = rn.sigma * dev.g_range * sq.sqrt()
-            if not ref:
-                return like.new_empty(like.shape).normal_(generator=gen) * (std_one * math.sqrt(2.0))
             noise = like.new_empty(like.shape).normal_(generator=gen) * std_one
             ref_noise = like.new_empty(like.shape[:-1] + (self.g_neg.shape[-1],)).normal_(generator=gen) * std_one
             return noise - self._expand_ref(ref_noise)
         vv = v * v
-        if not ref:  # ε+ − ε− of independent devices: one Gaussian with the summed variance
-            var = self._cached("var", lambda: rn.variance(self.g_pos, dev) + rn.variance(self.g_neg, dev))
-            std = self._partials(vv, var, "var").clamp(min=0).sqrt()
-            return torch.randn(std.shape, generator=gen, dtype=std.dtype, device=std.device) * std
         var_pos = self._cached("var_pos", lambda: rn.variance(self.g_pos, dev))
         std = self._partials(vv, var_pos, "var_pos").clamp(min=0).sqrt()
         noise = torch.randn(std.shape, generator=gen, dtype=std.dtype, device=std.device) * std
@@ -385,6 +382,18 @@ class Crossbar(nn.Module):
         std_n = self._partials(vv, var_neg, "var_neg").clamp(min=0).sqrt()
         noise_n = torch.randn(std_n.shape, generator=gen, dtype=std_n.dtype, device=std_n.device) * std_n
         return noise - self._expand_ref(noise_n)
+
+    def _read_noise_std(self, v: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """``(s, c)``: the std of the summed read noise of each column output of a pair array is ``c·s``
+        (``s`` broadcastable to ``(T, n_row_tiles, B, cols)``). ε+ − ε− of the two independent devices is
+        one Gaussian with the summed variance. ``"range"`` noise has the same variance on every cell, so
+        its sum needs no matmul: ``s = √Σv²``; otherwise ``s² = Σ v²·(Var G+ + Var G−)``, one matmul.
+        """
+        rn, dev = self.config.read_noise, self.config.memristor
+        if rn.mode == "range" and (self.config.tile is None or self.config.adc.ideal):
+            return torch.linalg.vector_norm(v, dim=-1, keepdim=True).unsqueeze(1), rn.sigma * dev.g_range * math.sqrt(2.0)
+        var = self._cached("var", lambda: rn.variance(self.g_pos, dev) + rn.variance(self.g_neg, dev))
+        return self._partials(v * v, var, "var").clamp_(min=0).sqrt_(), 1.0
 
     def _expand_ref(self, t: torch.Tensor) -> torch.Tensor:
         n_ct = t.shape[-1]
@@ -413,26 +422,52 @@ class Crossbar(nn.Module):
         """Output voltages ``V_out = V_in · (G+ − G−) · R_s`` with read noise and ADC, ``(T, B, cols)``."""
         v = self._as_trials(v_in, "v_in").to(self.g_pos.dtype)
         _check_finite(v, "v_in")
-        return self._mvm(v)
-
-    def _mvm(self, v: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        partial = self._partials(v, *self._read_g())
-        if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
-            partial = partial + self._read_noise(v, partial)
-        partial = partial * cfg.r_s
-        if not cfg.adc.ideal:
-            partial = cfg.adc(partial, self._adc_r)
-        return partial.sum(dim=1) if partial.shape[1] > 1 else partial.squeeze(1)
+        return self._read(v, 1.0, 1.0)
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ W`` in weight units, through DAC, crossbar and ADC: ``(T, B, outputs)``."""
         cfg = self.config
         x = self._as_trials(x, "x")
         _check_finite(x, "x")
-        x = cfg.dac(x)
-        v = x * cfg.v_read
-        return self._mvm(v.to(self.g_pos.dtype)) / (cfg.v_read * cfg.r_s * self.k)
+        x = cfg.dac(x).to(self.g_pos.dtype)
+        return self._read(x, cfg.v_read, 1.0 / (cfg.v_read * cfg.r_s * self.k))
+
+    def _read(self, x: torch.Tensor, v_per_unit: float, out_per_volt: float) -> torch.Tensor:
+        """``out_per_volt · V_out`` for input voltages ``V_in = v_per_unit · x``: the one read (GEMM, read
+        noise, ADC) behind :meth:`mvm` and :meth:`matmul`.
+
+        The scalars ride on passes the read makes anyway (``(x·G)·v`` equals ``(x·v)·G``). Without
+        autograd every step after the GEMM works in place on its output — one scaling, one noise draw
+        added with its std, the ADC's round and clamp in units of its step, one final scaling — instead
+        of a fresh tensor per operation.
+        """
+        cfg = self.config
+        g, name = self._read_g()
+        partial = self._partials(x, g, name)  # Σ x·G, (T, n_row_tiles, B, cols)
+        noisy = cfg.read_noise is not None and cfg.read_noise.sigma > 0
+        volts = v_per_unit * cfg.r_s  # V_out per unit of Σ x·G
+        adc_r = None if cfg.adc.ideal else (self._adc_r if self._adc_r is not None else cfg.adc.range)
+        ref = self.g_neg.shape[-1] != self.g_pos.shape[-1]
+        grad = torch.is_grad_enabled() and (x.requires_grad or g.requires_grad)
+        if grad or ref or (not cfg.adc.ideal and adc_r is None):
+            partial = partial * volts
+            if noisy:
+                partial = partial + self._read_noise(x * v_per_unit, partial) * cfg.r_s
+            if not cfg.adc.ideal:
+                partial = cfg.adc(partial, adc_r)
+            out = partial * out_per_volt
+        else:
+            step = cfg.adc.step(adc_r) if adc_r is not None else 1.0  # volts per ADC code
+            unit = volts / step  # partial → ADC codes (→ volts without an ADC)
+            partial.mul_(unit)
+            if noisy:
+                std, c = self._read_noise_std(x)  # std·c: the noise std in units of Σ x·G
+                eps = _normal_like(partial, self._read_generator(partial.device))
+                partial.addcmul_(eps, std, value=c * unit)
+            if adc_r is not None:
+                cfg.adc.codes_(partial)
+            out = partial.mul_(step * out_per_volt)
+        return out.sum(dim=1) if out.shape[1] > 1 else out.squeeze(1)
 
     def __rmatmul__(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ xb`` is ``xb.matmul(x)``."""
@@ -459,6 +494,21 @@ class Crossbar(nn.Module):
             f"inputs={self.in_features}, outputs={self.out_features}, trials={self.trials}, "
             f"mapping={self.config.mapping.kind}, cells={c['cells']}, tiles={c['tiles']}"
         )
+
+
+def _normal_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal samples with ``t``'s shape and memory layout, drawn by one vectorized pass over
+    the memory (``normal_`` on a transposed view, e.g. the trials-side-by-side GEMM's output, would
+    take a serial per-element path ~10× slower)."""
+    out = torch.empty_like(t)  # t's strides; dense: its storage is exactly numel() elements
+    dims = sorted((st, n) for st, n in zip(out.stride(), out.shape) if n > 1)
+    dense, expect = True, 1
+    for st, n in dims:
+        dense, expect = dense and st == expect, expect * n
+    if not dense or out.storage_offset() != 0:
+        return torch.randn(t.shape, generator=generator, dtype=t.dtype, device=t.device)
+    out.as_strided((out.numel(),), (1,)).normal_(generator=generator)
+    return out
 
 
 def _check_finite(x: torch.Tensor, name: str) -> None:

@@ -47,6 +47,17 @@ class Converter:
     def ideal(self) -> bool:
         return self.bits is None
 
+    def step(self, full_scale: float) -> float:
+        """The converter's step Δ for a full scale (see the module docstring)."""
+        return full_scale / (signed_range(self.bits) if self.signed else unsigned_range(self.bits))[1]
+
+    def codes_(self, y: torch.Tensor) -> torch.Tensor:
+        """In place, no gradient: ``y`` given in units of the step Δ becomes its integer codes (round to
+        the nearest code, saturate at full scale) — the converter of :func:`uniform_quantize` on data
+        already divided by Δ, for a read that folds that division into an earlier pass."""
+        qmin, qmax = signed_range(self.bits) if self.signed else unsigned_range(self.bits)
+        return y.round_().clamp_(qmin, qmax)
+
     def __call__(self, x: torch.Tensor, full_scale: float | torch.Tensor | None = None) -> torch.Tensor:
         if self.bits is None:
             return x

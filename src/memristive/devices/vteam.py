@@ -1,8 +1,10 @@
 """The VTEAM memristor model: state equation, windows, I–V relations, pulse response, variability.
 
 All physics here are small functions on tensors; every argument broadcasts, so one call advances
-every device of an array and every Monte Carlo trial at once. :class:`VTEAMArray` is a thin
-``nn.Module`` that holds the states (and per-device parameters) as buffers.
+every device of an array and every Monte Carlo trial at once. :class:`VTEAMDevice` is a
+:class:`~memristive.devices.base.Device` (kind ``"vteam"``) whose pulse response works on
+conductances, so VTEAM arrays are ordinary crossbars; :class:`VTEAMCells` is a thin ``nn.Module``
+holding a population's per-device draws (D2D) and pulse-to-pulse noise as buffers.
 
 State equation (Kvatinsky et al., IEEE TCAS-II 62(8):786, 2015; same form as the Technion
 Verilog-A and MemTorch ``VTEAM.py``)::
@@ -64,12 +66,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
 from ..config import ConfigError, check
+
+from .base import Device, device_from_spec, register_device, register_preset
 
 WINDOWS = ("none", "joglekar", "biolek", "prodromakis", "kvatinsky")
 IV_RELATIONS = ("linear", "exponential")
@@ -78,13 +82,47 @@ D2D_PARAMS = ("k_on", "k_off", "r_on", "r_off", "v_on", "v_off", "alpha_on", "al
 
 # ============================================================================ parameters
 @dataclass
-class VTEAMDevice:
+class Pulse:
+    """Rectangular programming pulses: SET amplitude (< v_on), RESET amplitude (> v_off), width (s).
+
+    Defaults (shared/research/algorithms.md §1.2): with the MemTorch kinetics and 10 ns, −0.2134 V and
+    +0.14 V each move the state by 1 % of its range (about 100 pulses end to end).
+    """
+
+    v_set: float = -0.2134
+    v_reset: float = 0.14
+    width: float = 10e-9
+
+    def __post_init__(self) -> None:
+        check(math.isfinite(self.v_set) and self.v_set < 0, "pulse.v_set", self.v_set, "must be a negative voltage")
+        check(math.isfinite(self.v_reset) and self.v_reset > 0, "pulse.v_reset", self.v_reset, "must be a positive voltage")
+        check(math.isfinite(self.width) and self.width > 0, "pulse.width", self.width, "must be a positive time (s)")
+
+    def check_device(self, dev: "VTEAMDevice") -> None:
+        """Pulses below threshold would do nothing: refuse them."""
+        check(self.v_set < dev.v_on, "pulse.v_set", self.v_set, f"must be below the SET threshold v_on={dev.v_on} V")
+        check(self.v_reset > dev.v_off, "pulse.v_reset", self.v_reset,
+              f"must be above the RESET threshold v_off={dev.v_off} V")
+
+
+@register_device("vteam")
+@dataclass
+class VTEAMDevice(Device):
     """VTEAM parameters (SI units). Defaults: MemTorch's VTEAM defaults (see :data:`VTEAM_PRESETS`).
 
     ``w_on``/``w_off`` bound the physical state (m); ``window`` is one of
     ``none, joglekar, biolek, prodromakis, kvatinsky``; ``p`` its exponent, ``j`` Prodromakis'
     scale, ``a_on``/``a_off``/``w_c`` the Kvatinsky window parameters in *normalised* state units.
+    ``write`` is the programming pulse that :meth:`pulse` applies.
+
+    As a :class:`~memristive.devices.base.Device` (kind ``"vteam"``): ``g_min = 1/R_off``,
+    ``g_max = 1/R_on``, analog (``levels = None``); :meth:`program` gives the conductance of the state
+    that holds the target, :meth:`pulse` the pulse response on conductances (nominal device; per-device
+    D2D draws and P2P noise: :class:`VTEAMCells`), :meth:`current` the I–V ``i = v/R(s)``.
     """
+
+    has_pulse_response: ClassVar[bool] = True
+    levels: ClassVar[int | None] = None
 
     k_on: float = -10.0
     k_off: float = 5e-4
@@ -103,8 +141,11 @@ class VTEAMDevice:
     a_on: float = 0.0
     a_off: float = 1.0
     w_c: float = 0.1
+    write: Pulse = field(default_factory=Pulse)
+    substeps: int = 32
     name: str = "vteam"
     source: str = ""
+    kind: Literal["vteam"] = "vteam"
 
     def __post_init__(self) -> None:
         check(math.isfinite(self.k_on) and self.k_on < 0, "vteam.k_on", self.k_on, "must be < 0 (m/s; SET rate)")
@@ -128,6 +169,9 @@ class VTEAMDevice:
             check(self.p > 0, "vteam.p", self.p, "the prodromakis window needs p > 0")
             check(self.j > 0, "vteam.j", self.j, "the prodromakis window needs j > 0")
         check(self.w_c > 0, "vteam.w_c", self.w_c, "the kvatinsky window width must be > 0")
+        check(isinstance(self.substeps, int) and self.substeps >= 1, "vteam.substeps", self.substeps,
+              "must be an integer >= 1 (RK4 steps for windows without a closed form)")
+        self.write.check_device(self)
 
     # -------------------------------------------------------------------- derived quantities
     @property
@@ -142,6 +186,64 @@ class VTEAMDevice:
     @property
     def g_max(self) -> float:
         return 1.0 / self.r_on
+
+    # -------------------------------------------------------------------- the Device interface
+    def state(self, g: torch.Tensor) -> torch.Tensor:
+        """Normalised state ``s`` that has conductance ``g`` (clipped to [0, 1])."""
+        return state_from_conductance(g, self.r_on, self.r_off, self.iv).clamp(0.0, 1.0)
+
+    def conductance(self, s: torch.Tensor) -> torch.Tensor:
+        """Conductance ``1/R(s)`` of normalised state ``s``."""
+        return conductance(s, self.r_on, self.r_off, self.iv)
+
+    @property
+    def g_mid(self) -> float:
+        """Conductance of the mid *state* ``s = ½`` (with the linear I–V ``1/(R_on + (R_off − R_on)/2)``,
+        not the conductance midpoint): where a pair has the same pulse headroom both ways."""
+        return float(self.conductance(torch.tensor(0.5, dtype=torch.float64)))
+
+    def program(self, g_target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Conductance of the state that holds ``g_target`` (analog: the target itself, up to float
+        rounding). Targets outside ``[g_min, g_max]`` are a ``ValueError``."""
+        g_target = self.check_targets(torch.as_tensor(g_target))
+        return self.conductance(self.state(g_target)).to(g_target.dtype)
+
+    def pulse_drives(self) -> tuple[float, float]:
+        """Drive integrals ``(u_set, u_reset)`` of one ``write`` pulse of each polarity (normalised)."""
+        rp = self.rate_params()
+        key = (*rp.values(), self.write.v_set, self.write.v_reset, self.write.width)
+        cached = self.__dict__.get("_drives")
+        if cached is None or cached[0] != key:  # computed once per parameter set (called on every update)
+            u_set = float(drive(torch.tensor(self.write.v_set, dtype=torch.float64), **rp)) * self.write.width
+            u_reset = float(drive(torch.tensor(self.write.v_reset, dtype=torch.float64), **rp)) * self.write.width
+            cached = self.__dict__["_drives"] = (key, (u_set, u_reset))
+        return cached[1]
+
+    def pulse(self, g: torch.Tensor, n: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Conductances after ``|n|`` ``write`` pulses: SET (``n > 0``, G rises) or RESET (``n < 0``).
+
+        The nominal device, noise-free (``generator`` unused); populations with D2D draws and P2P
+        noise: :meth:`VTEAMCells.pulse`. Both are :func:`pulse_conductance`.
+        """
+        return self.pulse_change(g, n).add_(g)
+
+    def pulse_state(self, s: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """Normalised states after ``|n|`` ``write`` pulses (SET for ``n > 0``), nominal and noise-free:
+        :meth:`pulse` in state space (what a controller that tracks states predicts)."""
+        u_set, u_reset = self.pulse_drives()
+        return pulse_train(s, torch.as_tensor(n, dtype=s.dtype, device=s.device), u_set, u_reset,
+                           substeps=self.substeps, **self.window_params())
+
+    def pulse_change(self, g: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """``pulse(g, n) − g``, computed without the cancellation (what a controller predicts)."""
+        u_set, u_reset = self.pulse_drives()
+        return pulse_conductance(g, torch.as_tensor(n, dtype=g.dtype, device=g.device), u_set, u_reset, self.r_on,
+                                 self.r_off, self.iv, substeps=self.substeps, change=True, **self.window_params())
+
+    def current(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Read current ``i = v/R(s)`` of a device holding ``g``. The state does not move while
+        ``v_on ≤ v ≤ v_off`` (:meth:`check_read_voltage`), so at a read ``i = v·g``."""
+        return current(v, self.state(g), self.r_on, self.r_off, self.iv)
 
     def drive(self, v: float | torch.Tensor) -> torch.Tensor:
         """Normalised drive ``g(v)`` (1/s) of a constant voltage (0 below threshold)."""
@@ -180,45 +282,27 @@ VTEAM_PRESETS: dict[str, dict] = {
 }
 
 
+for _name, _params in VTEAM_PRESETS.items():
+    register_preset(_name, "vteam", **_params)
+
+
 def vteam_preset(name: str, **overrides) -> VTEAMDevice:
     """A named VTEAM parameter set, e.g. ``vteam_preset("dtga")``; keyword arguments override fields."""
     if name not in VTEAM_PRESETS:
         raise ConfigError(f"VTEAM preset {name!r} is unknown; known presets: {sorted(VTEAM_PRESETS)}")
-    return VTEAMDevice(**{**VTEAM_PRESETS[name], **overrides})
+    return as_vteam({"preset": name, **overrides})
 
 
-def as_vteam(device: "VTEAMDevice | str | dict") -> VTEAMDevice:
-    if isinstance(device, VTEAMDevice):
-        return device
-    if isinstance(device, str):
-        return vteam_preset(device)
-    if isinstance(device, dict):
-        return VTEAMDevice(**device)
-    raise ConfigError(f"device={device!r}: expected a VTEAM preset name or VTEAMDevice parameters")
-
-
-@dataclass
-class Pulse:
-    """Rectangular programming pulses: SET amplitude (< v_on), RESET amplitude (> v_off), width (s).
-
-    Defaults (shared/research/algorithms.md §1.2): with the MemTorch kinetics and 10 ns, −0.2134 V and
-    +0.14 V each move the state by 1 % of its range (about 100 pulses end to end).
-    """
-
-    v_set: float = -0.2134
-    v_reset: float = 0.14
-    width: float = 10e-9
-
-    def __post_init__(self) -> None:
-        check(math.isfinite(self.v_set) and self.v_set < 0, "pulse.v_set", self.v_set, "must be a negative voltage")
-        check(math.isfinite(self.v_reset) and self.v_reset > 0, "pulse.v_reset", self.v_reset, "must be a positive voltage")
-        check(math.isfinite(self.width) and self.width > 0, "pulse.width", self.width, "must be a positive time (s)")
-
-    def check_device(self, dev: VTEAMDevice) -> None:
-        """Pulses below threshold would do nothing: refuse them."""
-        check(self.v_set < dev.v_on, "pulse.v_set", self.v_set, f"must be below the SET threshold v_on={dev.v_on} V")
-        check(self.v_reset > dev.v_off, "pulse.v_reset", self.v_reset,
-              f"must be above the RESET threshold v_off={dev.v_off} V")
+def as_vteam(device: "VTEAMDevice | str | dict", key: str = "device") -> VTEAMDevice:
+    """A :class:`VTEAMDevice` from a preset name, parameters (``{preset: dtga, r_on: ...}`` or fields) or
+    a device; anything else (e.g. a linear device's preset) is a ``ConfigError`` naming ``key``."""
+    if isinstance(device, dict) and "preset" not in device:
+        device = {"kind": "vteam", **device}
+    dev = device_from_spec(device, key)
+    if not isinstance(dev, VTEAMDevice):
+        raise ConfigError(f"{key}={device!r}: expected a VTEAM device (presets: {sorted(VTEAM_PRESETS)}), "
+                          f"got a {type(dev).__name__}")
+    return dev
 
 
 @dataclass
@@ -421,6 +505,8 @@ def train_drive(u1: torch.Tensor, n: torch.Tensor, sigma, mode: str = "multiplic
     noise; ``additive`` gives ``u = u1·n`` and ``state_noise = σ√n·ξ`` (to add to the state).
     """
     n = n.to(u1.dtype)
+    if isinstance(sigma, (int, float)) and sigma == 0:  # noise-free (the nominal device): no tensor, no sync
+        return u1 * n, None
     sigma_t = torch.as_tensor(sigma, dtype=u1.dtype, device=u1.device)
     if not bool((sigma_t > 0).any()):
         return u1 * n, None
@@ -456,6 +542,29 @@ def pulse_train(s: torch.Tensor, n: torch.Tensor, u_set, u_reset, p2p_sigma=0.0,
     return s + pulsed * (s_new - s)
 
 
+def pulse_conductance(g: torch.Tensor, n: torch.Tensor, u_set, u_reset, r_on, r_off, iv: str = "linear",
+                      p2p_sigma=0.0, p2p_mode: str = "multiplicative", generator: torch.Generator | None = None,
+                      window: str = "none", p: float = 1.0, j: float = 1.0, a_on: float = 0.0, a_off: float = 1.0,
+                      w_c: float = 0.1, substeps: int = 32, change: bool = False) -> torch.Tensor:
+    """The pulse response on conductances: ``g`` → state → :func:`pulse_train` → conductance.
+
+    Returns ``g + G(s_after) − G(s_before)``: a device that gets no pulse (``n = 0``) keeps exactly the
+    conductance it had (the round trip g → s → g is never written back). ``r_on``/``r_off`` (and the
+    drives) may be per device. ``change=True`` returns the change ``G(s_after) − G(s_before)`` instead.
+    """
+    s = state_from_conductance(g, r_on, r_off, iv).clamp_(0.0, 1.0)
+    s_new = pulse_train(s, n, u_set, u_reset, p2p_sigma, p2p_mode, generator, window, p, j, a_on, a_off, w_c, substeps)
+    dg = conductance(s_new, r_on, r_off, iv).sub_(conductance(s, r_on, r_off, iv))
+    return dg if change else dg.add_(g)
+
+
+def pulse_energy(n_set: torch.Tensor, n_reset: torch.Tensor, g_before: torch.Tensor, g_after: torch.Tensor,
+                 write: Pulse) -> torch.Tensor:
+    """Joule energy (J) of trains of ``n_set`` SET and ``n_reset`` RESET ``write`` pulses (counts >= 0)
+    per device: ``E = n·V²·t·(G_before + G_after)/2``."""
+    return (n_set * write.v_set ** 2 + n_reset * write.v_reset ** 2) * (g_before + g_after) * (write.width / 2)
+
+
 def simulate_waveform(v: torch.Tensor, dt: float, s0: torch.Tensor, dev: VTEAMDevice) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-Euler time series for an arbitrary voltage waveform ``v`` (time first), as in SPICE /
     MemTorch: returns ``(s, i)`` over time. For I–V loops and checks; pulses use :func:`advance`."""
@@ -470,23 +579,23 @@ def simulate_waveform(v: torch.Tensor, dt: float, s0: torch.Tensor, dev: VTEAMDe
     return torch.stack(states), torch.stack(currents)
 
 
-# ============================================================================ device arrays
-class VTEAMArray(nn.Module):
-    """States of an array of VTEAM devices, shape ``(trials, *shape)``, with D2D parameters.
+# ============================================================================ device populations
+class VTEAMCells(nn.Module):
+    """Per-device draws of ``trials × shape`` VTEAM devices: what makes each one differ from the nominal
+    :class:`VTEAMDevice` (D2D) and the pulse-to-pulse noise of its writes (P2P). Holds no conductances:
+    those live where the devices are used (e.g. a crossbar's buffers).
 
-    Buffers: ``state`` (normalised), ``r_on``/``r_off`` (per device when drawn, else scalars), and the
-    per-device drive integral of one SET pulse ``u_set`` (< 0) and one RESET pulse ``u_reset`` (> 0).
+    Buffers (per device where drawn, else scalars): ``u_set`` (< 0) / ``u_reset`` (> 0), the drive
+    integral of one write pulse; ``r_on``/``r_off``; ``p2p_sigma`` (a scalar or one value per trial).
+    ``d2d_sigma``/``p2p_sigma`` override the variability's factors, e.g. one value per Monte Carlo trial.
     """
 
-    def __init__(self, dev: VTEAMDevice, pulse: Pulse, trials: int, shape: tuple[int, ...],
-                 variability: Variability | None = None, d2d_sigma=None, p2p_sigma=None,
-                 generator: torch.Generator | None = None, dtype=torch.float32, device=None,
-                 substeps: int = 32) -> None:
+    def __init__(self, dev: VTEAMDevice, trials: int, shape: tuple[int, ...], variability: Variability | None = None,
+                 d2d_sigma=None, p2p_sigma=None, generator: torch.Generator | None = None, dtype=torch.float32,
+                 device=None) -> None:
         super().__init__()
-        pulse.check_device(dev)
-        self.dev, self.pulse = dev, pulse
+        self.dev = dev
         self.var = variability or Variability()
-        self.substeps = substeps
         full = (trials, *shape)
 
         def per_trial(x, key):
@@ -504,44 +613,35 @@ class VTEAMArray(nn.Module):
         get = lambda k: params.get(k, torch.tensor(getattr(dev, k), dtype=dtype, device=device))  # noqa: E731
         rate = dict(k_on=get("k_on") / dev.d, k_off=get("k_off") / dev.d, alpha_on=get("alpha_on"),
                     alpha_off=get("alpha_off"), v_on=get("v_on"), v_off=get("v_off"))
-        v_set = torch.tensor(pulse.v_set, dtype=dtype, device=device)
-        v_reset = torch.tensor(pulse.v_reset, dtype=dtype, device=device)
-        # drive integral of one pulse, per device when its kinetics were drawn (else a scalar)
-        self.register_buffer("u_set", (drive(v_set, **rate) * pulse.width).contiguous())
-        self.register_buffer("u_reset", (drive(v_reset, **rate) * pulse.width).contiguous())
+        v_set = torch.tensor(dev.write.v_set, dtype=dtype, device=device)
+        v_reset = torch.tensor(dev.write.v_reset, dtype=dtype, device=device)
+        self.register_buffer("u_set", (drive(v_set, **rate) * dev.write.width).contiguous())
+        self.register_buffer("u_reset", (drive(v_reset, **rate) * dev.write.width).contiguous())
         self.register_buffer("r_on", get("r_on"))
         self.register_buffer("r_off", get("r_off"))
         self.register_buffer("p2p_sigma", p2p_t)
-        self.register_buffer("state", torch.full(full, 0.5, dtype=dtype, device=device))
 
-    # ---------------------------------------------------------------- reads
-    def conductance(self) -> torch.Tensor:
-        return conductance(self.state, self.r_on, self.r_off, self.dev.iv)
-
-    def set_conductance(self, g: torch.Tensor) -> None:
-        """Set states directly (ideal initial programming) from target conductances, using each
-        device's own R_on/R_off. Targets outside a device's range are an error."""
+    def check_range(self, g: torch.Tensor) -> None:
+        """Conductances every device can hold (each its own ``[1/R_off, 1/R_on]``), else ``ValueError``."""
         s = state_from_conductance(g, self.r_on, self.r_off, self.dev.iv)
         if (s < -1e-5).any() or (s > 1 + 1e-5).any():
-            raise ValueError("set_conductance: some targets lie outside the devices' [G(R_off), G(R_on)] range")
-        self.state = s.clamp(0, 1).to(self.state.dtype).expand_as(self.state).contiguous()
+            raise ValueError("VTEAMCells: some conductances lie outside the devices' own [1/R_off, 1/R_on] range "
+                             "(device-to-device variation made the range of some devices narrower)")
 
-    # ---------------------------------------------------------------- writes
-    @torch.no_grad()
-    def apply_pulses(self, n: torch.Tensor, generator: torch.Generator | None = None) -> dict:
-        """Apply ``|n|`` SET pulses where ``n > 0`` (G up) and ``|n|`` RESET pulses where ``n < 0``.
+    def pulse(self, g: torch.Tensor, n: torch.Tensor, generator: torch.Generator | None = None,
+              select: torch.Tensor | None = None, change: bool = False) -> torch.Tensor:
+        """Conductances after ``|n|`` write pulses per device (SET for ``n > 0``), with these devices'
+        own parameters and P2P noise (:func:`pulse_conductance`).
 
-        Returns per-call totals: ``set``/``reset`` pulse counts and ``energy`` (J).
+        ``select`` (float 0/1) is for cells laid out as pairs, shape ``(trials, 2, ...)``: ``g``/``n``
+        are then pair-shaped ``(trials, ...)`` and each pair's device ``0`` (select = 1) or ``1`` is pulsed.
+        ``change=True`` returns the conductance change instead of the new conductances.
         """
-        n = n.to(self.state.dtype)
-        g_before = self.conductance()
-        self.state = pulse_train(self.state, n, self.u_set, self.u_reset, self.p2p_sigma, self.var.p2p_mode,
-                                 generator, substeps=self.substeps, **self.dev.window_params())
-        g_after = self.conductance()
-        count = n.abs()
-        v2 = torch.where(n > 0, self.pulse.v_set ** 2, self.pulse.v_reset ** 2)
-        energy = (count * v2 * self.pulse.width * (g_before + g_after) / 2).sum()
-        return {"set": float((count * (n > 0)).sum()), "reset": float((count * (n < 0)).sum()), "energy": float(energy)}
+        pick = (lambda t: t) if select is None else (lambda t: t if t.dim() == 0 else t[:, 1] + select * (t[:, 0] - t[:, 1]))
+        p2p = self.p2p_sigma if (select is None or self.p2p_sigma.dim() == 0) else self.p2p_sigma[:, 0]
+        return pulse_conductance(g, n, pick(self.u_set), pick(self.u_reset), pick(self.r_on), pick(self.r_off),
+                                 self.dev.iv, p2p, self.var.p2p_mode, generator, substeps=self.dev.substeps,
+                                 change=change, **self.dev.window_params())
 
     def extra_repr(self) -> str:
-        return f"shape={tuple(self.state.shape)}, device={self.dev.name!r}, window={self.dev.window}, iv={self.dev.iv}"
+        return f"device={self.dev.name!r}, window={self.dev.window}, iv={self.dev.iv}"

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import torch
 
 from ..config import check, to_dict
 from ..data import load_dataset
-from ..methods.dtga import SCHEMES, InSituConfig, InSituMLP, train_insitu
+from ..devices.vteam import Variability
+from ..methods.dtga import DT_RULES, SCHEMES, InSituConfig, InSituMLP, PulsedLinear, train_insitu
 from .runner import RunFolder, experiment
 
 _DATA_CACHE: dict = {}
@@ -350,7 +352,7 @@ class DTGAAblationConfig:
 
 
 @experiment("dtga-ablation", "Ablation on VTEAM pairs: baseline / DT only / GA only / DTGA, and the DT rule alternatives",
-            DTGAAblationConfig, quick=dict(_QUICK, dt_rules=["device"]))
+            DTGAAblationConfig, quick=dict(_QUICK, dt_rules=["layer"]))
 def run_dtga_ablation(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
     with _threads(cfg.threads):
         return _ablation_body(cfg, run)
@@ -393,3 +395,178 @@ def _ablation_body(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
     run.save_figure(fig, "ablation.png")
     return {"dataset": cfg.dataset, "data_source": data.source, "evaluated_on": "validation" if cfg.validation else "test",
             "rows": rows, "insitu": to_dict(cfg.insitu)}
+
+
+# ============================================================================ regime map
+@dataclass
+class DTGARegimeConfig:
+    """Where does DTGA's gain over the fixed-threshold baseline appear? A grid of learning rate ×
+    fixed threshold θ (units of the nominal one-pulse weight step Δw₀) × write-pulse width (pulse size;
+    with the default device 10 ns moves the state by 1 % of its range, and the step scales with the
+    width), each cell trained with every scheme. θ only enters the fixed-threshold schemes (baseline,
+    GA); DT and DTGA run once per (lr, width) and each rule in ``dt_rules``.
+
+    Accuracies are measured on ``validation`` images held out from the *end* of the training set (the
+    models train on the first ``n_train``), so any choice read off the map never sees the test set;
+    the test accuracy is recorded beside it.
+    """
+
+    dataset: str = "mnist"
+    lrs: list[float] = field(default_factory=lambda: [0.5, 2.0, 8.0])
+    thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0, 8.0])
+    pulse_widths: list[float] = field(default_factory=lambda: [10e-9, 40e-9])
+    schemes: list[str] = field(default_factory=lambda: ["baseline", "dt", "ga", "dtga"])
+    dt_rules: list[str] = field(default_factory=lambda: ["device", "layer"])
+    epochs: int = 3
+    n_train: int = 10000
+    validation: int = 10000
+    n_test: int | None = None
+    noise: float = 0.01
+    trials: int = 1
+    seed: int = 0
+    threads: int = 1
+    insitu: InSituConfig = field(default_factory=InSituConfig)
+
+    def __post_init__(self) -> None:
+        check(self.dataset in ("mnist", "fashion-mnist"), "dataset", self.dataset, "must be 'mnist' or 'fashion-mnist'")
+        for key in ("lrs", "thresholds", "pulse_widths"):
+            vals = getattr(self, key)
+            check(len(vals) >= 1, key, vals, "need at least one value")
+            for v in vals:
+                check(math.isfinite(v) and v > 0 if key != "thresholds" else math.isfinite(v) and v >= 0, key, v,
+                      "each must be > 0" if key != "thresholds" else "each must be >= 0 (units of Δw₀)")
+        for s in self.schemes:
+            check(s in SCHEMES, "schemes", s, f"each must be one of {list(SCHEMES)}")
+        for r in self.dt_rules:
+            check(r in DT_RULES, "dt_rules", r, f"each must be one of {list(DT_RULES)}")
+        check(self.n_train >= 1 and self.validation >= 1, "n_train", self.n_train,
+              "n_train and validation must both be >= 1")
+        check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        check(self.trials >= 1, "trials", self.trials, "must be >= 1")
+        check(0 <= self.noise < 1, "noise", self.noise, "must lie in [0, 1)")
+
+
+def _variants(cfg: DTGARegimeConfig) -> list[tuple[str, dict, bool]]:
+    """(name, update-rule overrides, depends on θ) for every scheme and DT rule of the map."""
+    out = []
+    for scheme in cfg.schemes:
+        if scheme in ("dt", "dtga"):
+            out += [(f"{scheme} ({r})", {"scheme": scheme, "dt_rule": r}, r == "decay") for r in cfg.dt_rules]
+        else:
+            out.append((scheme, {"scheme": scheme}, True))
+    return out
+
+
+@experiment("dtga-regime", "Regime map: lr x fixed threshold x pulse size -> baseline, DT, GA, DTGA (validation accuracy)",
+            DTGARegimeConfig, quick=dict(lrs=[0.5, 2.0], thresholds=[0.5, 8.0], pulse_widths=[10e-9],
+                                         dt_rules=["device"], n_train=2000, validation=500, n_test=500, epochs=1))
+def run_dtga_regime(cfg: DTGARegimeConfig, run: RunFolder) -> dict:
+    with _threads(cfg.threads):
+        return _regime_body(cfg, run)
+
+
+def _regime_body(cfg: DTGARegimeConfig, run: RunFolder) -> dict:
+    full = load_data(cfg.dataset, None, cfg.n_test)
+    n_all = len(full.x_train)
+    check(cfg.n_train + cfg.validation <= n_all, "validation", cfg.validation,
+          f"n_train + validation must not exceed the {n_all} training images")
+    x_tr, y_tr = full.x_train[: cfg.n_train], full.y_train[: cfg.n_train]
+    x_val, y_val = full.x_train[-cfg.validation:], full.y_train[-cfg.validation:]
+    rows = []
+    for width in cfg.pulse_widths:
+        device = dataclasses.replace(cfg.insitu.device, write=dataclasses.replace(cfg.insitu.device.write, width=width))
+        for lr in cfg.lrs:
+            done: dict[str, dict] = {}
+            for theta in cfg.thresholds:
+                for name, rule, uses_theta in _variants(cfg):
+                    key = f"w{width:g}_lr{lr:g}_" + (f"th{theta:g}_" if uses_theta else "") + name.replace(" ", "").replace("(", "_").replace(")", "")
+                    if key not in done:
+                        insitu = dataclasses.replace(cfg.insitu, lr=lr, device=device,
+                                                     update=dataclasses.replace(cfg.insitu.update, threshold=theta, **rule))
+
+                        def go(insitu=insitu, name=name):
+                            torch.manual_seed(cfg.seed)
+                            model = InSituMLP(insitu, trials=cfg.trials, seed=cfg.seed, noise=cfg.noise)
+                            hist = train_insitu(model, x_tr, y_tr, full.x_test, full.y_test, cfg.epochs,
+                                                seed=cfg.seed + 1, desc=f"{name} lr {lr:g}", progress=False,
+                                                x_val=x_val, y_val=y_val)
+                            return {"history": hist}
+
+                        res = run.checkpoint(key, go)
+                        last = res["history"][-1]
+                        done[key] = {
+                            "val": _summary(last["val_accuracy"]), "test": _summary(last["accuracy"]),
+                            "pulses": sum(h["pulses"] for h in res["history"]),
+                            "reads": sum(h.get("reads", 0) for h in res["history"]),
+                            "wall_s": round(sum(h["wall_s"] for h in res["history"]), 3)}
+                    d = done[key]
+                    rows.append({"pulse_width_ns": round(width * 1e9, 6), "lr": lr, "threshold": theta, "variant": name,
+                                 "val_accuracy": d["val"]["mean"], "val_std": d["val"]["std"],
+                                 "test_accuracy": d["test"]["mean"], "pulses": d["pulses"], "reads": d["reads"],
+                                 "wall_s": d["wall_s"]})
+    run.write_csv("regime.csv", rows)
+    names = [n for n, _, _ in _variants(cfg)]
+    gains = _regime_gains(rows, names)
+    _plot_regime(run, rows, cfg, names)
+    dw0 = {f"{w * 1e9:g} ns": _dw0_of(cfg.insitu, w) for w in cfg.pulse_widths}
+    return {"dataset": cfg.dataset, "evaluated_on": f"validation: last {cfg.validation} training images",
+            "trained_on": f"first {cfg.n_train} training images", "points": rows, "gains": gains,
+            "dw0_per_width": dw0, "paper": PAPER[cfg.dataset]}
+
+
+def _dw0_of(insitu: InSituConfig, width: float) -> list[float]:
+    """The nominal one-pulse weight step Δw₀ of each layer at this pulse width (θ's unit)."""
+    dev = dataclasses.replace(insitu.device, write=dataclasses.replace(insitu.device.write, width=width))
+    return [PulsedLinear(2, 2, True, insitu.layer_mapping(i), dev, Variability(), 1, None, None, torch.Generator(),
+                         insitu.v_read).dw0 for i in range(len(insitu.w_max))]
+
+
+def _regime_gains(rows: list[dict], names: list[str]) -> list[dict]:
+    """Per grid cell: each variant's validation accuracy and its gain over the baseline (points)."""
+    out = []
+    cells = sorted({(r["pulse_width_ns"], r["lr"], r["threshold"]) for r in rows})
+    for cell in cells:
+        here = {r["variant"]: r["val_accuracy"] for r in rows if (r["pulse_width_ns"], r["lr"], r["threshold"]) == cell}
+        row = {"pulse_width_ns": cell[0], "lr": cell[1], "threshold": cell[2], **{n: here.get(n) for n in names}}
+        if "baseline" in here:
+            for n in names:
+                if n != "baseline" and n in here:
+                    row[f"{n} - baseline"] = round(here[n] - here["baseline"], 3)
+        out.append(row)
+    return out
+
+
+def _plot_regime(run: RunFolder, rows: list[dict], cfg: DTGARegimeConfig, names: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    widths = sorted({r["pulse_width_ns"] for r in rows})
+    fig, axes = plt.subplots(len(widths), len(names), figsize=(2.6 * len(names) + 1, 2.4 * len(widths) + 0.6),
+                             squeeze=False)
+    lo = min(r["val_accuracy"] for r in rows)
+    for i, w in enumerate(widths):
+        for j, name in enumerate(names):
+            ax = axes[i][j]
+            grid = torch.full((len(cfg.lrs), len(cfg.thresholds)), float("nan"))
+            for r in rows:
+                if r["pulse_width_ns"] == w and r["variant"] == name:
+                    grid[cfg.lrs.index(r["lr"]), cfg.thresholds.index(r["threshold"])] = r["val_accuracy"]
+            im = ax.imshow(grid.numpy(), origin="lower", cmap="viridis", vmin=lo, vmax=100, aspect="auto")
+            for a in range(grid.shape[0]):
+                for b in range(grid.shape[1]):
+                    ax.text(b, a, f"{float(grid[a, b]):.1f}", ha="center", va="center", fontsize=7,
+                            color="white" if float(grid[a, b]) < (lo + 100) / 2 else "black")
+            ax.set_xticks(range(len(cfg.thresholds)), [f"{t:g}" for t in cfg.thresholds], fontsize=7)
+            ax.set_yticks(range(len(cfg.lrs)), [f"{v:g}" for v in cfg.lrs], fontsize=7)
+            if i == len(widths) - 1:
+                ax.set_xlabel("fixed θ (× Δw₀)", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"lr  (pulse {w:g} ns)", fontsize=8)
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="validation accuracy (%)")
+    fig.suptitle(f"DTGA regime map, {cfg.dataset}, {cfg.epochs} epochs on {cfg.n_train} images, η = {cfg.noise}",
+                 fontsize=10, y=1.03)
+    run.save_figure(fig, "regime.png")

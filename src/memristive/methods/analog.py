@@ -254,10 +254,11 @@ def grad_matrix(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 # ============================================================================ the layer protocol
 def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every analog layer of ``model`` (modules with a ``crossbar``)."""
-    out = []
-    for name, mod in model.named_modules():
+    out, seen = [], set()
+    for name, mod in model.named_modules():  # outermost first: a layer wrapping another keeps its crossbar
         xb = getattr(mod, "crossbar", None)
-        if isinstance(xb, nn.Module) and hasattr(xb, "g_pos") and hasattr(xb, "g_neg"):
+        if isinstance(xb, nn.Module) and hasattr(xb, "g_pos") and hasattr(xb, "g_neg") and id(xb) not in seen:
+            seen.add(id(xb))
             out.append((name, mod))
     return out
 

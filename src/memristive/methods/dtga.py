@@ -2,12 +2,13 @@
 
 Reconstruction of Shen, Guo, Wang, Duan, "DTGA: an in-situ training scheme for memristor neural networks
 with high performance", Appl. Intell. 55:167 (2025). The paper's full text is not public; the
-formulas below are the standard ones (shared/research/algorithms.md §1.4) and every alternative is a
-named option. See docs/dtga.md for the choices and the measurements behind the defaults.
+formulas below are the standard ones (docs/dtga.md) and every alternative is a named option.
 
-Synapse: a differential pair of VTEAM devices per weight, ``W = (G⁺ − G⁻)/k`` with
-``k = (G_max − G_min)/w_max`` (nominal device). Forward on the crossbar engine, backprop in
-software with the weights *read* from the array, then every weight update becomes pulses::
+Synapse: a differential pair of VTEAM devices per weight on an ordinary memristive
+:class:`~memristive.crossbar.Crossbar` (``memristor`` = the :class:`VTEAMDevice`); weights and
+conductances are related only through the crossbar's mapping. Forward through the crossbar, gradients
+from autograd (with respect to the crossbar's conductances), then every weight update becomes pulses
+applied through the devices' pulse response to the crossbar's conductance buffers::
 
     U  = −lr·∂L/∂W                                   ideal update of this mini-batch
     A  = A + U   (GA)      or   A = U   (no GA)        accumulator
@@ -21,13 +22,17 @@ software with the weights *read* from the array, then every weight update become
                      for A > 0; G⁺ RESET or G⁻ SET for A < 0)
            set_only: A > 0 → SET G⁺,  A < 0 → SET G⁻
     residual (GA only), ga_residual:
-           measured: A ← A − (W_after − W_before)     (read back; nothing is ever lost)
-           nominal:  A ← A − n·sign(A)·|Δw₁|          (the controller's prediction; nothing is lost)
+           nominal:  A ← A − the change the controller's nominal model predicts for the train
+           measured: A ← A − (W_after − W_before), read from the devices (controller = read only)
            reset:    A ← 0 where fired                (BP-GA style; the remainder is dropped)
 
+What the controller knows (``controller``): ``open_loop`` — it never reads a device; it plans with its
+own nominal model of every device's conductance, which starts at the programmed targets and follows
+each train's predicted effect. ``read`` — every device is read once before each update (2 reads per
+weight and step, counted in ``reads``); the change a train made is the difference of two reads.
 ``Δw₀`` is the nominal weight step of one pulse at mid state (mean of SET and RESET); ``Δw₁`` is the
-step of one pulse of the chosen polarity on the chosen device at its current (read) state, predicted
-with the *nominal* device model: the controller knows neither the D2D parameters nor the P2P noise.
+step of one pulse of the chosen polarity on the chosen device at its known state, predicted with the
+*nominal* device: the controller knows neither the D2D parameters nor the P2P noise.
 
 Open-loop programming predicts the pulse count from the desired change with the nominal model
 (``n = round((F(s_target) − F(s_now))/u₁)``, ``F = ∫ds/f`` — exact for every window);
@@ -36,6 +41,7 @@ write-verify repeats read → predict → pulse until ``|G − G_target| ≤ tol
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -45,95 +51,82 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import check
-from ..crossbar import Crossbar, CrossbarConfig
-from ..devices import LinearDevice
-from ..devices.vteam import (
-    Pulse,
-    Variability,
-    VTEAMArray,
-    VTEAMDevice,
-    advance,
-    as_vteam,
-    conductance,
-    drive,
-    pulse_train,
-    state_from_conductance,
-    window_integral,
-)
+from ..config import ConfigError, check
+from ..crossbar import Crossbar
+from ..crossbar.mapping import Mapping, mapping_from_spec, register_mapping
+from ..devices.vteam import Variability, VTEAMCells, VTEAMDevice, as_vteam, pulse_energy, window_integral
 
 SCHEMES = ("baseline", "dt", "ga", "dtga")
+DT_RULES = ("device", "layer", "decay")
 
 
 # ============================================================================ pulse programming
-def _nominal_u(dev: VTEAMDevice, pulse: Pulse) -> tuple[float, float]:
-    rp = dev.rate_params()
-    u_set = float(drive(torch.tensor(pulse.v_set, dtype=torch.float64), **rp)) * pulse.width
-    u_reset = float(drive(torch.tensor(pulse.v_reset, dtype=torch.float64), **rp)) * pulse.width
-    return u_set, u_reset
-
-
-def predict_pulses(g_now: torch.Tensor, g_target: torch.Tensor, dev: VTEAMDevice, pulse: Pulse) -> torch.Tensor:
-    """Signed pulse counts (``+`` SET, ``−`` RESET) that move ``g_now`` to ``g_target`` on the nominal
-    device: ``n = round((F(s_target) − F(s_now))/u₁)``."""
-    s_now = state_from_conductance(g_now, dev.r_on, dev.r_off, dev.iv).clamp(0, 1)
-    s_tgt = state_from_conductance(g_target, dev.r_on, dev.r_off, dev.iv).clamp(0, 1)
-    u_set, u_reset = _nominal_u(dev, pulse)
+def predict_pulses(g_now: torch.Tensor, g_target: torch.Tensor, dev: VTEAMDevice) -> torch.Tensor:
+    """Signed pulse counts (``+`` SET, ``−`` RESET) of ``dev.write`` that move ``g_now`` to ``g_target``
+    on the nominal device: ``n = round((F(s_target) − F(s_now))/u₁)``."""
+    s_now, s_tgt = dev.state(g_now), dev.state(g_target)
+    u_set, u_reset = dev.pulse_drives()
     up = s_tgt > s_now  # towards R_off: RESET
     u_need = window_integral(s_now, s_tgt, torch.where(up, 1.0, -1.0), **dev.window_params())
-    n_reset = torch.round(u_need / u_reset)
-    n_set = torch.round(u_need / u_set)
-    return torch.where(up, -n_reset, n_set)
+    return torch.where(up, -torch.round(u_need / u_reset), torch.round(u_need / u_set))
+
+
+def _totals(n: torch.Tensor, g_before: torch.Tensor, g_after: torch.Tensor, dev: VTEAMDevice) -> dict:
+    return {"set": float(n.clamp(min=0).sum()), "reset": float((-n).clamp(min=0).sum()),
+            "energy": float(pulse_energy(n.clamp(min=0), (-n).clamp(min=0), g_before, g_after, dev.write).sum())}
 
 
 @torch.no_grad()
-def program_open_loop(array: VTEAMArray, g_target: torch.Tensor, max_pulses: int | None = None,
+def program_open_loop(cells: VTEAMCells, g: torch.Tensor, g_target: torch.Tensor, max_pulses: int | None = None,
                       generator: torch.Generator | None = None) -> dict:
-    """One shot: read, predict the pulse count with the nominal model, apply, no verify.
+    """One shot: predict the pulse count from ``g`` with the nominal model, apply it, no verify.
 
-    Returns ``pulses`` (per device, signed), ``set``/``reset`` totals, ``energy`` (J) and ``error``
-    (``G − G_target``, S).
+    Returns ``g`` (after), ``pulses`` (per device, signed), ``set``/``reset`` totals, ``energy`` (J) and
+    ``error`` (``G − G_target``, S).
     """
-    n = predict_pulses(array.conductance(), g_target, array.dev, array.pulse)
+    n = predict_pulses(g, g_target, cells.dev)
     if max_pulses is not None:
         n = n.clamp(-max_pulses, max_pulses)
-    stats = array.apply_pulses(n, generator)
-    return {"pulses": n, **stats, "error": array.conductance() - g_target}
+    g_new = cells.pulse(g, n, generator)
+    return {"g": g_new, "pulses": n, **_totals(n, g, g_new, cells.dev), "error": g_new - g_target}
 
 
 @torch.no_grad()
-def program_write_verify(array: VTEAMArray, g_target: torch.Tensor, tol: float = 0.01, max_iters: int = 20,
-                         max_pulses: int | None = None, generator: torch.Generator | None = None) -> dict:
+def program_write_verify(cells: VTEAMCells, g: torch.Tensor, g_target: torch.Tensor, tol: float = 0.01,
+                         max_iters: int = 20, max_pulses: int | None = None,
+                         generator: torch.Generator | None = None) -> dict:
     """Closed loop: until ``|G − G_target| ≤ tol·(G_max − G_min)`` (nominal range) or ``max_iters``
     rounds, apply the open-loop prediction (at least one pulse, at most ``max_pulses`` per round) to
-    the devices not yet within tolerance. Returns per-device pulse totals, energy, rounds, converged
-    fraction and the final error."""
+    the devices not yet within tolerance. Returns ``g``, per-device pulse totals, energy, rounds, reads,
+    converged fraction and the final error."""
     check(tol > 0, "tol", tol, "must be > 0")
     check(max_iters >= 1, "max_iters", max_iters, "must be >= 1")
-    dev = array.dev
-    band = tol * (dev.g_max - dev.g_min)
-    total = torch.zeros_like(array.state)
+    dev = cells.dev
+    band = tol * dev.g_range
+    total = torch.zeros_like(g)
     n_set = n_reset = energy = 0.0
     rounds = 0
     for rounds in range(1, max_iters + 1):
-        g = array.conductance()
         err = g - g_target
         todo = err.abs() > band
         if not bool(todo.any()):
             rounds -= 1
             break
-        n = predict_pulses(g, g_target, dev, array.pulse)
+        n = predict_pulses(g, g_target, dev)
         n = torch.where(n == 0, -torch.sign(err), n)  # out of band: at least one pulse towards the target
         if max_pulses is not None:
             n = n.clamp(-max_pulses, max_pulses)
         n = torch.where(todo, n, torch.zeros_like(n))
-        stats = array.apply_pulses(n, generator)
+        g_new = cells.pulse(g, n, generator)
+        st = _totals(n, g, g_new, dev)
+        g = g_new
         total += n.abs()
-        n_set += stats["set"]
-        n_reset += stats["reset"]
-        energy += stats["energy"]
-    err = array.conductance() - g_target
-    return {"pulses": total, "set": n_set, "reset": n_reset, "energy": energy, "rounds": rounds,
+        n_set += st["set"]
+        n_reset += st["reset"]
+        energy += st["energy"]
+    err = g - g_target
+    return {"g": g, "pulses": total, "set": n_set, "reset": n_reset, "energy": energy, "rounds": rounds,
+            "reads": g.numel() * (rounds + 1),  # every device read before each round and once at the end
             "converged": float((err.abs() <= band).float().mean()), "error": err}
 
 
@@ -144,24 +137,30 @@ class UpdateRule:
 
     scheme: Literal["baseline", "dt", "ga", "dtga"] = "dtga"
     threshold: float = 0.5
-    dt_rule: Literal["device", "layer", "decay"] = "layer"
+    dt_rule: Literal["device", "layer", "decay"] = "device"
     dt_factor: float = 0.5
     dt_kappa: float = 1.0
     dt_decay: float = 0.7
-    ga_residual: Literal["measured", "nominal", "reset"] = "measured"
+    controller: Literal["open_loop", "read"] = "open_loop"
+    ga_residual: Literal["nominal", "measured", "reset"] = "nominal"
     max_pulses: int = 8
     pair_rule: Literal["headroom", "set_only"] = "headroom"
 
     def __post_init__(self) -> None:
         check(self.scheme in SCHEMES, "update.scheme", self.scheme, f"must be one of {list(SCHEMES)}")
-        check(self.threshold >= 0, "update.threshold", self.threshold, "must be >= 0 (units of the nominal pulse step)")
-        check(self.dt_rule in ("device", "layer", "decay"), "update.dt_rule", self.dt_rule,
-              "must be one of ['device', 'layer', 'decay']")
+        check(math.isfinite(self.threshold) and self.threshold >= 0, "update.threshold", self.threshold,
+              "must be >= 0 (units of the nominal pulse step)")
+        check(self.dt_rule in DT_RULES, "update.dt_rule", self.dt_rule, f"must be one of {list(DT_RULES)}")
         check(self.dt_factor >= 0, "update.dt_factor", self.dt_factor, "must be >= 0")
         check(self.dt_kappa >= 0, "update.dt_kappa", self.dt_kappa, "must be >= 0")
         check(0 < self.dt_decay <= 1, "update.dt_decay", self.dt_decay, "must lie in (0, 1]")
-        check(self.ga_residual in ("measured", "nominal", "reset"), "update.ga_residual", self.ga_residual,
-              "must be one of ['measured', 'nominal', 'reset']")
+        check(self.controller in ("open_loop", "read"), "update.controller", self.controller,
+              "must be 'open_loop' or 'read'")
+        check(self.ga_residual in ("nominal", "measured", "reset"), "update.ga_residual", self.ga_residual,
+              "must be one of ['nominal', 'measured', 'reset']")
+        check(self.ga_residual != "measured" or self.controller == "read", "update.ga_residual", self.ga_residual,
+              "'measured' needs controller='read' (an open-loop controller never reads a device); "
+              "use 'nominal' or 'reset'")
         check(isinstance(self.max_pulses, int) and self.max_pulses >= 1, "update.max_pulses", self.max_pulses,
               "must be an integer >= 1")
         check(self.pair_rule in ("headroom", "set_only"), "update.pair_rule", self.pair_rule,
@@ -198,166 +197,197 @@ def pulses_for_update(rule: UpdateRule, acc: torch.Tensor, step: torch.Tensor, t
     return (mag / step.clamp(min=1e-12)).round_().clamp_(1, rule.max_pulses).mul_(fire)
 
 
-# ============================================================================ the in-situ network
-class VTEAMLinear(nn.Module):
-    """One weight matrix ``(inputs[+1 bias row], outputs)`` stored in VTEAM differential pairs.
-
-    ``devices.state`` has shape ``(trials, 2, rows, cols)``: index 0 is G⁺, 1 is G⁻. The matmul runs on
-    a :class:`memristive.crossbar.Crossbar` whose conductances are refreshed from the device states.
+# ============================================================================ the in-situ layer
+@register_mapping("balanced-state")
+@dataclass
+class StateBalanced(Mapping):
+    """Balanced pairs centred at the device's mid *state*: ``G± = G_mid ± k·W/2``, ``k = (G_max − G_min)/w_max``,
+    with ``G_mid = memristor.g_mid`` — for VTEAM ``G(s=½)``, where each device of a pair has the same
+    pulse headroom both ways (with a linear R(s) that is not the conductance midpoint that ``balanced``
+    uses); for a device linear in conductance the two mappings agree. The default of in-situ training
+    on pulsed devices.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool, w_max: float, dev: VTEAMDevice, pulse: Pulse,
+    w_max: float | None = None
+    kind: Literal["balanced-state"] = "balanced-state"
+
+    def affine(self, side, memristor, k, w_max):
+        mid = memristor.g_mid
+        return (mid, 0.5 * k) if side == "pos" else (mid, -0.5 * k)
+
+
+class PulsedLinear(nn.Module):
+    """One weight matrix ``(inputs[+1 bias row], outputs)`` on a crossbar of VTEAM devices, trained by pulses.
+
+    ``crossbar`` is an ordinary :class:`~memristive.crossbar.Crossbar` (``memristor`` = the VTEAM device,
+    ``mapping`` any mapping): its conductance buffers are the devices. ``cells`` holds the devices' D2D
+    draws and P2P noise, laid out ``(trials, 2, rows, cols)`` (index 0 is G⁺, 1 is G⁻; with a reference
+    column only G⁺ is trained). With an open-loop controller, ``model_pos``/``model_neg`` are the
+    (normalised) states the controller believes the devices are in.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, mapping: Mapping, memristor: VTEAMDevice,
                  variability: Variability, trials: int, d2d_sigma, p2p_sigma, generator: torch.Generator,
-                 crossbar: CrossbarConfig, substeps: int = 32) -> None:
+                 v_read: float) -> None:
         super().__init__()
         self.in_features, self.out_features, self.has_bias = in_features, out_features, bias
         rows = in_features + int(bias)
-        self.w_max = float(w_max)
-        self.k = (dev.g_max - dev.g_min) / self.w_max
-        self.devices = VTEAMArray(dev, pulse, trials, (2, rows, out_features), variability, d2d_sigma, p2p_sigma,
-                                  generator, substeps=substeps)
-        self.crossbar = Crossbar(torch.zeros(trials, rows, out_features), torch.zeros(trials, rows, out_features),
-                                 self.k, crossbar)
-        # nominal model of the controller: state ↔ conductance and the per-pulse drive
-        self.u_set_nom, self.u_reset_nom = _nominal_u(dev, pulse)
-        s_mid = torch.tensor(0.5, dtype=torch.float64)
-        g_mid = conductance(s_mid, dev.r_on, dev.r_off, dev.iv)
-        wp = dev.window_params()
-        d_set = conductance(advance(s_mid, torch.tensor(self.u_set_nom, dtype=torch.float64), **wp), dev.r_on, dev.r_off,
-                            dev.iv) - g_mid
-        d_reset = g_mid - conductance(advance(s_mid, torch.tensor(self.u_reset_nom, dtype=torch.float64), **wp),
-                                      dev.r_on, dev.r_off, dev.iv)
-        self.dw0 = float((d_set + d_reset) / 2) / self.k
-        self.g_mid = float(g_mid)
-        # GA accumulator and the running sum of the ideal updates (bookkeeping: with GA,
-        # update_sum = W − W_init + accumulator at all times, i.e. no update is ever lost)
-        self.register_buffer("accumulator", torch.zeros(trials, rows, out_features))
-        self.register_buffer("update_sum", torch.zeros(trials, rows, out_features))
+        self.memristor = memristor
+        self.cells = VTEAMCells(memristor, trials, (2, rows, out_features), variability, d2d_sigma, p2p_sigma,
+                                generator)
+        self.crossbar = Crossbar.from_weights(torch.zeros(rows, out_features), memristor=memristor, mapping=mapping,
+                                              trials=trials, v_read=v_read)
+        self.single = self.crossbar.mapping.sides == ("pos",)  # a reference column: one trained device per weight
+        # the nominal one-pulse weight step at mid state (mean of SET and RESET), via the pulse response
+        g_mid = torch.full((2,), memristor.g_mid, dtype=torch.float64)
+        dg = memristor.pulse_change(g_mid, torch.tensor([1.0, -1.0], dtype=torch.float64))
+        self.dw0 = float(self.weight_change((dg[0] - dg[1]) / 2))
+        zeros = torch.zeros(trials, rows, out_features)
+        self.register_buffer("model_pos", zeros.clone())
+        self.register_buffer("model_neg", zeros.clone())
+        # GA accumulator and the running sum of the ideal updates (bookkeeping: with GA, update_sum =
+        # W_known − W_init + accumulator at all times, i.e. no update is ever lost)
+        self.register_buffer("accumulator", zeros.clone())
+        self.register_buffer("update_sum", zeros.clone())
 
     @property
     def trials(self) -> int:
-        return self.devices.state.shape[0]
+        return self.crossbar.trials
 
-    def conductances(self) -> torch.Tensor:
-        return self.devices.conductance()
+    @property
+    def k(self) -> float:
+        return self.crossbar.k
 
-    def weights(self, g: torch.Tensor | None = None) -> torch.Tensor:
-        """Weights read from the array, ``(trials, rows, cols)``."""
-        g = self.conductances() if g is None else g
-        return (g[:, 0] - g[:, 1]) / self.k
+    def weight_change(self, d_pos: torch.Tensor, d_neg: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """Weight change of conductance changes ``d_pos`` on G⁺ and ``d_neg`` on G⁻ (the crossbar's mapping)."""
+        return self.crossbar.mapping.to_weights(d_pos, d_neg, self.k)
+
+    def weights(self) -> torch.Tensor:
+        """Weights the array holds, ``(trials, rows, cols)``."""
+        return self.crossbar.weights()
+
+    def model_weights(self) -> torch.Tensor:
+        """Weights the open-loop controller believes the array holds."""
+        dev = self.memristor
+        return self.crossbar.mapping.to_weights(dev.conductance(self.model_pos), dev.conductance(self.model_neg), self.k)
 
     @torch.no_grad()
     def program_weights(self, w: torch.Tensor) -> None:
-        """Ideal initial programming: ``G± = G(s=½) ± k·W/2`` (each device's own R_on/R_off)."""
-        w = w.to(self.devices.state.dtype)
-        g = torch.stack([self.g_mid + self.k * w / 2, self.g_mid - self.k * w / 2], dim=-3)
-        self.devices.set_conductance(g.expand_as(self.devices.state))
+        """Ideal initial programming of ``w`` (rows × cols) on every trial; the controller's model starts
+        there. Targets a device cannot hold (its own D2D range included) are a ``ValueError``."""
+        xb = self.crossbar
+        xb.program(w.to(xb.g_pos.dtype))
+        g_pos, g_neg = xb.conductances
+        self.cells.check_range(torch.stack([g_pos, g_neg], dim=1))
+        self.model_pos.copy_(self.memristor.state(g_pos))
+        self.model_neg.copy_(self.memristor.state(g_neg))
 
-    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, in) or (T, B, in), entries of any scale: the DAC full scale is set to max|x|, so
         read voltages never exceed ``v_read``; the output is rescaled digitally."""
-        g = self.conductances() if g is None else g
-        # in-place refresh, so the crossbar's derived-tensor cache sees the change (version counter)
-        self.crossbar.g_pos.copy_(g[:, 0])
-        self.crossbar.g_neg.copy_(g[:, 1])
         if self.has_bias:
-            ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
-            x = torch.cat([x, ones], dim=-1)
+            x = torch.cat([x, torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)], dim=-1)
         scale = x.detach().abs().amax().clamp(min=1e-12)
         return self.crossbar.matmul(x / scale) * scale
 
     # ------------------------------------------------------------------ the update
     # Masks are float 0/1 tensors combined arithmetically: on CPU this is several times faster than
     # torch.where / boolean indexing, and it runs unchanged on CUDA.
-    @staticmethod
-    def _pick(t: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """The chosen device's value of a per-device ``(T, 2, rows, cols)`` buffer (scalars pass through)."""
-        return t if t.dim() == 0 else t[:, 1] + pos * (t[:, 0] - t[:, 1])
-
     @torch.no_grad()
-    def plan(self, g: torch.Tensor, sgn: torch.Tensor, rule: UpdateRule) -> tuple[torch.Tensor, ...]:
-        """For the wanted weight-change sign ``sgn`` (+1 up, −1 down) return float masks and values
-        ``(pos, gsign, g_chosen, step)``: ``pos`` = 1 where G⁺ (else G⁻) gets the pulses, ``gsign`` the
-        chosen device's conductance direction (+1 SET, −1 RESET), its read conductance, and the
-        predicted |ΔW| of one pulse (nominal model at the read state)."""
-        dev = self.devices.dev
-        g_pos, g_neg = g[:, 0], g[:, 1]
-        # state estimates from the reads (nominal model); s = 0 is R_on, s = 1 is R_off
-        s_pos = state_from_conductance(g_pos, dev.r_on, dev.r_off, dev.iv)
-        s_neg = state_from_conductance(g_neg, dev.r_on, dev.r_off, dev.iv)
-        if rule.pair_rule == "headroom":
-            # W up: SET G+ (headroom s+) or RESET G- (1-s-); W down: RESET G+ (1-s+) or SET G- (s-)
-            # -> choose G+ iff sgn·(s+ + s- − 1) >= 0
-            pos = (sgn * (s_pos + s_neg - 1)).sign_().add_(1).clamp_(max=1)
+    def plan(self, s_pos: torch.Tensor, s_neg: torch.Tensor, sgn: torch.Tensor, rule: UpdateRule) -> tuple:
+        """For the wanted weight-change sign ``sgn`` (+1 up, −1 down) and the device states the controller
+        knows (``s = 0`` is R_on, 1 is R_off), return float masks and values ``(pos, gsign, s_c, g_c, step)``:
+        ``pos`` = 1 where G⁺ (else G⁻) gets the pulses, ``gsign`` the chosen device's conductance direction
+        (+1 SET, −1 RESET), its known state and conductance, and |ΔW| of one pulse there (nominal device)."""
+        dev = self.memristor
+        if self.single:
+            pos, gsign, s_c = torch.ones_like(sgn), sgn, s_pos
         else:
-            pos = sgn.clamp(min=0)
-        gsign = sgn * (2 * pos - 1)
-        is_set = gsign.clamp(min=0)
-        g_c = g_neg + pos * (g_pos - g_neg)
-        s_c = (s_neg + pos * (s_pos - s_neg)).clamp_(0, 1)
-        u1 = self.u_reset_nom + is_set * (self.u_set_nom - self.u_reset_nom)
-        g_next = conductance(advance(s_c, u1, **dev.window_params()), dev.r_on, dev.r_off, dev.iv)
-        return pos, gsign, g_c, (g_next - g_c).abs_().div_(self.k)
+            if rule.pair_rule == "headroom":
+                # W up: SET G+ (headroom s+) or RESET G- (1-s-); W down: RESET G+ (1-s+) or SET G- (s-)
+                # -> choose G+ iff sgn·(s+ + s- − 1) >= 0
+                pos = (sgn * (s_pos + s_neg - 1)).sign_().add_(1).clamp_(max=1)
+            else:
+                pos = sgn.clamp(min=0)
+            gsign = sgn * (2 * pos - 1)
+            s_c = s_neg + pos * (s_pos - s_neg)
+        g_c = dev.conductance(s_c)
+        step = self.weight_change(dev.conductance(dev.pulse_state(s_c, gsign)).sub_(g_c)).abs_()
+        return pos, gsign, s_c, g_c, step
 
     @torch.no_grad()
-    def apply_update(self, acc: torch.Tensor, rule: UpdateRule, epoch: int, g: torch.Tensor,
+    def apply_update(self, acc: torch.Tensor, rule: UpdateRule, epoch: int,
                      generator: torch.Generator | None) -> tuple[torch.Tensor, dict]:
-        """Turn the accumulator into pulses, apply them, return ``(new accumulator, stats)``.
+        """Turn the accumulator into pulses on the crossbar's devices; return ``(new accumulator, stats)``.
 
         Only one device of each pair is pulsed, so the work is done on pair-sized tensors.
         """
-        arr = self.devices
+        xb, dev = self.crossbar, self.memristor
+        read = rule.controller == "read"
+        if read:  # every device read, its state estimated with the nominal model
+            s_pos = dev.state(xb.g_pos)
+            s_neg = s_pos if self.single else dev.state(xb.g_neg)
+        else:
+            s_pos, s_neg = self.model_pos, self.model_neg
         sgn = acc.sign()
-        pos, gsign, g_c, step = self.plan(g, sgn, rule)
+        pos, gsign, s_c, g_c, step = self.plan(s_pos, s_neg, sgn, rule)
         theta = threshold_for(rule, acc, step, self.dw0, epoch)
         n = pulses_for_update(rule, acc, step, theta)
-        state = arr.state
-        s_c = self._pick(state, pos)
-        s_new = pulse_train(s_c, n * gsign, self._pick(arr.u_set, pos), self._pick(arr.u_reset, pos),
-                            arr.p2p_sigma if arr.p2p_sigma.dim() == 0 else arr.p2p_sigma[:, 0], arr.var.p2p_mode,
-                            generator, substeps=arr.substeps,
-                            **arr.dev.window_params())
-        ds = s_new - s_c
-        dpos = pos * ds
-        state[:, 0] += dpos
-        state[:, 1] += ds - dpos
-        g_new = conductance(s_new, self._pick(arr.r_on, pos), self._pick(arr.r_off, pos), arr.dev.iv)
-        pulse = arr.pulse
-        is_set = gsign.clamp(min=0)
-        n_set = n * is_set
-        v2 = pulse.v_reset ** 2 + is_set * (pulse.v_set ** 2 - pulse.v_reset ** 2)
+        n_signed = n * gsign
+        # the devices: their own parameters and pulse-to-pulse noise (the controller's plan used neither)
+        g_true = xb.g_pos if self.single else xb.g_neg + pos * (xb.g_pos - xb.g_neg)
+        dg = self.cells.pulse(g_true, n_signed, generator, select=pos, change=True)
+        self._add(xb.g_pos, xb.g_neg, pos, dg)
+        predicted = None
+        if not read or (rule.accumulate and rule.ga_residual == "nominal"):
+            s_new = dev.pulse_state(s_c, n_signed)
+            predicted = dev.conductance(s_new).sub_(g_c)
+            if not read:
+                self._add(self.model_pos, self.model_neg, pos, s_new.sub_(s_c))
+        n_set = n * gsign.clamp(min=0)
+        n_reset = n - n_set
         total_set = float(n_set.sum())
         stats = {
             "set": total_set,
             "reset": float(n.sum()) - total_set,
-            "energy": float((n * v2 * (g_c + g_new)).sum()) * pulse.width / 2,
+            "energy": float(pulse_energy(n_set, n_reset, g_true, g_true + dg, self.memristor.write).sum()),
             # row-parallel programming: per row a SET phase and a RESET phase as long as its longest train
-            "program_time": float((n_set.amax(dim=-1) + (n - n_set).amax(dim=-1)).sum(dim=-1).mean()) * pulse.width,
+            "program_time": float((n_set.amax(dim=-1) + n_reset.amax(dim=-1)).sum(dim=-1).mean())
+            * self.memristor.write.width,
             "fired": float(n.sign().mean()),
+            "reads": 2 * acc.numel() if read else 0,
         }
         if not rule.accumulate:
             return torch.zeros_like(acc), stats
-        if rule.ga_residual == "measured":
-            # realised weight change, read back: +ΔG/k on G+, −ΔG/k on G−
-            acc = acc - (g_new - g_c) * (2 * pos - 1) / self.k
-        elif rule.ga_residual == "nominal":
-            acc = acc - sgn * n * step
-        else:
-            acc = acc * (1 - n.sign())
-        return acc, stats
+        if rule.ga_residual == "reset":
+            return acc * (1 - n.sign()), stats
+        change = dg if rule.ga_residual == "measured" else predicted
+        return acc - self.weight_change(*self._split(pos, change)), stats
+
+    def _split(self, pos: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """A change ``d`` of the chosen device as ``(change of G⁺, change of G⁻)``."""
+        if self.single:
+            return d, 0.0
+        d_pos = pos * d
+        return d_pos, d - d_pos
+
+    def _add(self, g_pos: torch.Tensor, g_neg: torch.Tensor, pos: torch.Tensor, d: torch.Tensor) -> None:
+        """Add the chosen device's change ``d`` to the pair buffers in place (the reference column stays)."""
+        d_pos, d_neg = self._split(pos, d)
+        g_pos.add_(d_pos)
+        if not self.single:
+            g_neg.add_(d_neg)
 
 
-ACTIVATIONS = {
-    "sigmoid": (torch.sigmoid, lambda z, a: a * (1 - a)),
-    "relu": (torch.relu, lambda z, a: (z > 0).to(z.dtype)),
-    "tanh": (torch.tanh, lambda z, a: 1 - a * a),
-    "abs": (torch.abs, lambda z, a: torch.sign(z)),
-}
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh, "abs": torch.abs}
 
 
 @dataclass
 class InSituConfig:
-    """An MLP trained in situ on VTEAM differential pairs (see the module docstring)."""
+    """An MLP trained in situ on VTEAM differential pairs (see the module docstring).
+
+    ``device`` is a VTEAM preset name or parameters; its ``write`` pulse is the programming pulse.
+    """
 
     sizes: list[int] = field(default_factory=lambda: [784, 100, 10])
     activation: Literal["sigmoid", "relu", "tanh", "abs"] = "sigmoid"
@@ -367,11 +397,10 @@ class InSituConfig:
     lr: float = 2.0
     batch_size: int = 100
     device: str | VTEAMDevice = "dtga"
-    pulse: Pulse = field(default_factory=Pulse)
+    mapping: Mapping = "balanced-state"  # type: ignore[assignment]
     variability: Variability = field(default_factory=lambda: Variability.noise_factor(0.0))
     update: UpdateRule = field(default_factory=UpdateRule)
     v_read: float = 0.01
-    substeps: int = 32
 
     def __post_init__(self) -> None:
         check(len(self.sizes) >= 2 and all(int(s) >= 1 for s in self.sizes), "sizes", self.sizes,
@@ -381,12 +410,18 @@ class InSituConfig:
         for w in self.w_max:
             check(math.isfinite(w) and w > 0, "w_max", w, "each must be > 0")
         check(self.activation in ACTIVATIONS, "activation", self.activation, f"must be one of {sorted(ACTIVATIONS)}")
-        check(self.lr > 0, "lr", self.lr, "must be > 0")
+        check(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "must be > 0")
         check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         check(self.init_gain >= 0, "init_gain", self.init_gain, "must be >= 0")
-        self.device = as_vteam(self.device)
-        self.pulse.check_device(self.device)
+        self.device = as_vteam(self.device, "device")
         self.device.check_read_voltage(self.v_read, "v_read")
+        self.mapping = mapping_from_spec(self.mapping, "mapping")
+        check(self.mapping.w_max is None, "mapping.w_max", self.mapping.w_max,
+              "must be null: the in-situ network sets each layer's weight range with w_max")
+
+    def layer_mapping(self, i: int) -> Mapping:
+        """The mapping of weight layer ``i`` (its ``w_max``)."""
+        return dataclasses.replace(self.mapping, w_max=float(self.w_max[i]))
 
 
 class InSituMLP(nn.Module):
@@ -406,13 +441,10 @@ class InSituMLP(nn.Module):
             d2d = p2p = torch.as_tensor(noise, dtype=torch.float32)
             if d2d.dim() == 0:
                 d2d = p2p = float(noise)
-        dev = cfg.device
-        xcfg = CrossbarConfig(memristor=LinearDevice(g_min=dev.g_min, g_max=dev.g_max), v_read=cfg.v_read)
-        layers = []
-        for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])):
-            layers.append(VTEAMLinear(a, b, cfg.bias, cfg.w_max[i], dev, cfg.pulse, cfg.variability, trials, d2d, p2p,
-                                      gen, xcfg, cfg.substeps))
-        self.layers = nn.ModuleList(layers)
+        self.layers = nn.ModuleList(
+            PulsedLinear(a, b, cfg.bias, cfg.layer_mapping(i), cfg.device, cfg.variability, trials, d2d, p2p, gen,
+                         cfg.v_read)
+            for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])))
         # initial weights: Glorot-uniform, the same for every trial (trials differ by their devices)
         for layer in self.layers:
             rows = layer.in_features + int(layer.has_bias)
@@ -420,10 +452,11 @@ class InSituMLP(nn.Module):
             w = (torch.rand(rows, layer.out_features, generator=gen) * 2 - 1) * bound
             if layer.has_bias:
                 w[-1] = 0
-            limit = 0.9 * (layer.g_mid - dev.g_min) * 2 / layer.k
-            check(bound <= limit, "init_gain", cfg.init_gain,
-                  f"initial weights up to {bound:.3g} do not fit around mid state (max {limit:.3g}); raise w_max")
-            layer.program_weights(w)
+            try:
+                layer.program_weights(w)
+            except ValueError as exc:
+                raise ConfigError(f"init_gain={cfg.init_gain}: initial weights up to {bound:.3g} do not fit around "
+                                  f"the devices' mid state; raise w_max ({exc})") from None
         self._pulse_gen: torch.Generator | None = None  # P2P draws; created on the devices' torch device
         self.register_buffer("epochs_done", torch.zeros((), dtype=torch.long))
 
@@ -442,8 +475,8 @@ class InSituMLP(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(T, B, classes)``."""
-        act = ACTIVATIONS[self.cfg.activation][0]
+        """Logits ``(T, B, classes)``, through the crossbars."""
+        act = ACTIVATIONS[self.cfg.activation]
         h = x
         for i, layer in enumerate(self.layers):
             h = layer(h)
@@ -454,51 +487,50 @@ class InSituMLP(nn.Module):
     def weights(self) -> list[torch.Tensor]:
         return [layer.weights() for layer in self.layers]
 
-    @torch.no_grad()
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-trial mean softmax cross-entropy ``(T,)``."""
+        logp = torch.log_softmax(self(x), dim=-1)
+        return -logp.gather(-1, y.expand(logp.shape[0], -1).unsqueeze(-1)).mean(dim=(1, 2))
+
+    def weight_gradients(self, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``scale·∂L/∂W`` per layer ``(T, rows, cols)`` (each trial's own loss) by autograd through the
+        crossbars, and the per-trial loss. The crossbars read ``W = (G⁺ − G⁻)/k``, so the gradient with
+        respect to ``G⁺`` is ``∂L/∂W / k``."""
+        leaves = [layer.crossbar.g_pos for layer in self.layers]
+        for g in leaves:
+            g.requires_grad_(True)
+        try:
+            with torch.enable_grad():
+                loss = self.loss(x, y)
+                grads = torch.autograd.grad(loss.sum(), leaves)
+        finally:
+            for g in leaves:
+                g.requires_grad_(False)
+        return [g.mul_(scale * layer.k) for g, layer in zip(grads, self.layers)], loss.detach()
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        """One mini-batch: forward on the arrays, backprop in software, pulse update. Returns stats."""
-        act, dact = ACTIVATIONS[self.cfg.activation]
-        gs = [layer.conductances() for layer in self.layers]
-        ws = [layer.weights(g) for layer, g in zip(self.layers, gs)]
-        inputs, pre, h = [], [], x
-        for i, (layer, g) in enumerate(zip(self.layers, gs)):
-            a_in = h if h.dim() == 3 else h.unsqueeze(0)
-            if layer.has_bias:
-                a_in = torch.cat([a_in, torch.ones(*a_in.shape[:-1], 1, dtype=a_in.dtype, device=a_in.device)], dim=-1)
-            inputs.append(a_in)
-            z = layer(h, g)
-            pre.append(z)
-            h = act(z) if i < len(self.layers) - 1 else z
-        logp = torch.log_softmax(h, dim=-1)
-        loss = -logp.gather(-1, y.expand(h.shape[0], -1).unsqueeze(-1)).mean(dim=(1, 2))
-        delta = (logp.exp() - nn.functional.one_hot(y, h.shape[-1]).to(h.dtype)) / x.shape[0]
-        grads = [None] * len(self.layers)
-        for i in range(len(self.layers) - 1, -1, -1):
-            grads[i] = inputs[i].transpose(-1, -2) @ delta
-            if i > 0:
-                w_in = ws[i][:, : self.layers[i].in_features]
-                z_prev = pre[i - 1]
-                delta = (delta @ w_in.transpose(-1, -2)) * dact(z_prev, act(z_prev))
+        """One mini-batch: forward through the crossbars, autograd, pulse update. Returns stats."""
+        updates, loss = self.weight_gradients(x, y, scale=-self.cfg.lr)  # U = −lr·∂L/∂W
         rule = self.cfg.update
-        stats = {"set": 0.0, "reset": 0.0, "energy": 0.0, "program_time": 0.0, "fired": 0.0}
-        for i, layer in enumerate(self.layers):
-            upd = -self.cfg.lr * grads[i]
-            layer.update_sum += upd
-            acc = layer.accumulator + upd if rule.accumulate else upd
-            acc, st = layer.apply_update(acc, rule, int(self.epochs_done), gs[i], self._pulse_generator(acc.device))
-            layer.accumulator.copy_(acc)
-            for k in stats:
-                stats[k] += st[k] / (len(self.layers) if k == "fired" else 1)
+        stats = {"set": 0.0, "reset": 0.0, "energy": 0.0, "program_time": 0.0, "fired": 0.0, "reads": 0.0}
+        with torch.no_grad():
+            for layer, upd in zip(self.layers, updates):
+                layer.update_sum += upd
+                acc = layer.accumulator + upd if rule.accumulate else upd
+                acc, st = layer.apply_update(acc, rule, int(self.epochs_done), self._pulse_generator(acc.device))
+                layer.accumulator.copy_(acc)
+                for k in stats:
+                    stats[k] += st[k] / (len(self.layers) if k == "fired" else 1)
         stats["loss"] = loss
         return stats
 
     def train_epoch(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, progress: bool = True,
                     desc: str = "in-situ epoch") -> dict:
-        """One pass over ``(x, y)`` in shuffled mini-batches. Returns pulses, energy, times, mean loss."""
+        """One pass over ``(x, y)`` in shuffled mini-batches. Returns pulses, reads, energy, times, mean loss."""
         t0 = time.perf_counter()
         perm = torch.randperm(len(x), generator=generator)
         bs = self.cfg.batch_size
-        tot = {"set": 0.0, "reset": 0.0, "energy": 0.0, "program_time": 0.0}
+        tot = {"set": 0.0, "reset": 0.0, "energy": 0.0, "program_time": 0.0, "reads": 0.0}
         loss_sum = torch.zeros(self.trials, device=self.epochs_done.device)
         fired = 0.0
         steps = range(0, len(x), bs)
@@ -518,21 +550,16 @@ class InSituMLP(nn.Module):
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
         """Per-trial accuracy ``(T,)``."""
         correct = torch.zeros(self.trials, device=self.epochs_done.device)
-        gs = [layer.conductances() for layer in self.layers]
-        act = ACTIVATIONS[self.cfg.activation][0]
         for i in range(0, len(x), batch_size):
-            h = x[i : i + batch_size].to(self.epochs_done.device)
-            for j, (layer, g) in enumerate(zip(self.layers, gs)):
-                h = layer(h, g)
-                if j < len(self.layers) - 1:
-                    h = act(h)
+            h = self(x[i : i + batch_size].to(self.epochs_done.device))
             correct += (h.argmax(-1) == y[i : i + batch_size].to(h.device)).sum(-1).float()
         return (correct / len(x)).cpu()
 
 
 def train_insitu(model: InSituMLP, x_train, y_train, x_test, y_test, epochs: int, seed: int = 0,
-                 progress: bool = True, desc: str = "in-situ", on_epoch=None) -> list[dict]:
-    """Train ``epochs`` epochs; after each, record per-trial test accuracy, pulses, energy and times."""
+                 progress: bool = True, desc: str = "in-situ", on_epoch=None, x_val=None, y_val=None) -> list[dict]:
+    """Train ``epochs`` epochs; after each, record per-trial test accuracy (and validation accuracy when
+    ``x_val`` is given), pulses, reads, energy and times."""
     gen = torch.Generator().manual_seed(seed)
     history = []
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
@@ -540,6 +567,9 @@ def train_insitu(model: InSituMLP, x_train, y_train, x_test, y_test, epochs: int
         st = model.train_epoch(x_train, y_train, gen, progress=progress, desc=f"{desc} epoch {e + 1}")
         acc = model.accuracy(x_test, y_test)
         row = {"epoch": e + 1, "accuracy": acc.tolist(), "accuracy_mean": float(acc.mean()), **st}
+        if x_val is not None:
+            val = model.accuracy(x_val, y_val)
+            row.update(val_accuracy=val.tolist(), val_accuracy_mean=float(val.mean()))
         history.append(row)
         bar.set_postfix(acc=f"{100 * float(acc.mean()):.2f}%")
         if on_epoch is not None:

@@ -195,7 +195,7 @@ def test_weight_noise_statistics(mode):
     w = torch.tensor([-0.5, 0.0, 0.25, 1.0], dtype=torch.float64)
     c = 1 / 11
     g = torch.Generator().manual_seed(0)
-    s = weight_noise(w, sigma, mode, 1.0, _dev(), generator=g, samples=n)
+    s = weight_noise(w, sigma, mode, 1.0, _dev(), generator=g, samples=n, clip=False)  # the unbounded formula
     gp, gn = c + w.clamp(min=0), c + (-w).clamp(min=0)
     if mode == "multiplicative":
         mean, var = w, sigma**2 * (gp**2 + gn**2)
@@ -230,7 +230,9 @@ def test_training_noise_matches_crossbar_variation():
     sw = weight_noise(w, sigma, "multiplicative", float(w.abs().max()), _dev(),
                       generator=torch.Generator().manual_seed(2), samples=T)
     assert torch.allclose(hw.std(0), sw.std(0), rtol=0.05)
-    assert torch.allclose(hw.mean(0), w, atol=0.01)
+    # both keep conductances in the device range (default clip): the same mean, pulled in at |W| = w_max
+    assert torch.allclose(hw.mean(0), sw.mean(0), atol=0.01)
+    assert float(hw.mean(0)[0, 1]) > -0.97
 
 
 def test_conductance_variation_modes():

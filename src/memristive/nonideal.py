@@ -19,8 +19,11 @@ variation           G ← G·(1 + σ·ξ) ("multiplicative"), G + σ·(G_max −
 read noise          per read: G ← G·(1 + σ·ξ) ("relative") or G + σ·(G_max − G_min)·ξ ("range")
 ==================  ===========================================================================
 
-Lognormal variation is applied as the paper writes it, without clipping to the device range; set
-``clip=True`` on a config to keep varied conductances inside ``[G_min, G_max]`` instead.
+Physical conductances by default: every effect that varies a conductance (``lognormal``,
+``fluctuation``, ``variation`` and the varied cells of ``defect_percent``) keeps it inside the device's
+range ``[G_min, G_max]`` (``clip: true``, the default). ``clip: false`` is the explicit opt-out: the
+formula as written, e.g. ``G·exp(θ)`` unbounded, which can put a device above ``G_max`` (a 1–12 kΩ device
+at ``G_max·exp(2)`` would need 135 Ω). The pure functions below apply no bounds themselves.
 
 Effects are dataclasses registered where they are defined (``@register_effect("kind")``); in configs
 ``nonidealities`` is a list of ``{kind: ..., ...}`` mappings, a validated tagged union.
@@ -112,19 +115,25 @@ def defect_percent(
     sigma_low: float = 0.6,
     sigma_high: float = 1.0,
     generator: torch.Generator | None = None,
+    g_max: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The calibration paper's defect-percent model. Returns (g, stuck_mask).
 
     A cell is affected with probability α; an affected cell is stuck at HRS with probability β,
     otherwise its conductance is varied as G·exp(θ), θ ~ N(0, σ²) with σ ~ U[σ_low, σ_high] drawn per
-    cell. Positions are random and independent per cell (and per Monte Carlo trial).
+    cell. Positions are random and independent per cell (and per Monte Carlo trial). With ``g_max``
+    given, varied conductances are kept inside ``[g_min, g_max]`` (the random draws are the same
+    either way, so clipped and unclipped arrays differ only where a varied device left the range).
     """
     u = _uniform(g, generator)
     stuck = u < alpha * beta
     varied = (u >= alpha * beta) & (u < alpha)
     sigma = sigma_low + (sigma_high - sigma_low) * _uniform(g, generator)
     theta = _normal(g, generator) * sigma
-    g = torch.where(varied, g * torch.exp(theta), g)
+    g_var = g * torch.exp(theta)
+    if g_max is not None:
+        g_var = g_var.clamp(g_min, g_max)
+    g = torch.where(varied, g_var, g)
     g = torch.where(stuck, torch.full_like(g, g_min), g)
     return g, stuck
 
@@ -206,7 +215,7 @@ class Lognormal(Effect):
     """Lognormal device-to-device variation G·exp(θ), θ ~ N(0, σ²)."""
 
     sigma: float = 0.1
-    clip: bool = False
+    clip: bool = True
     kind: Literal["lognormal"] = "lognormal"
 
     def __post_init__(self) -> None:
@@ -222,7 +231,7 @@ class Fluctuation(Effect):
     """Gaussian conductance fluctuation G + σ·(G_max − G_min)·ξ."""
 
     sigma: float = 0.01
-    clip: bool = False
+    clip: bool = True
     kind: Literal["fluctuation"] = "fluctuation"
 
     def __post_init__(self) -> None:
@@ -235,12 +244,16 @@ class Fluctuation(Effect):
 @register_effect("defect_percent")
 @dataclass
 class DefectPercent(Effect):
-    """The calibration paper's defect percent α (fraction β stuck at HRS, rest lognormal σ~U[lo,hi])."""
+    """The calibration paper's defect percent α (fraction β stuck at HRS, rest lognormal σ~U[lo,hi]).
+
+    ``clip`` (default true) keeps the varied conductances inside the device range; ``clip: false``
+    applies ``G·exp(θ)`` unbounded, as the paper prints it."""
 
     alpha: float = 0.1
     beta: float = 0.5
     sigma_low: float = 0.6
     sigma_high: float = 1.0
+    clip: bool = True
     kind: Literal["defect_percent"] = "defect_percent"
 
     def __post_init__(self) -> None:
@@ -252,7 +265,8 @@ class DefectPercent(Effect):
               f"must be >= sigma_low={self.sigma_low}")
 
     def apply(self, g, memristor, generator):
-        return defect_percent(g, self.alpha, self.beta, memristor.g_min, self.sigma_low, self.sigma_high, generator)
+        return defect_percent(g, self.alpha, self.beta, memristor.g_min, self.sigma_low, self.sigma_high, generator,
+                              g_max=memristor.g_max if self.clip else None)
 
 
 @register_effect("levels")
@@ -275,11 +289,12 @@ class Levels(Effect):
 @dataclass
 class DeviceVariation(Effect):
     """Device variation σ in one of :data:`NOISE_MODES` (kind ``variation``): the evaluation side of
-    weight-noise training (:mod:`memristive.quant.noise`). Not clipped unless ``clip=True``."""
+    weight-noise training (:mod:`memristive.quant.noise`). Kept inside the device range unless
+    ``clip=False``."""
 
     sigma: float = 0.0
     mode: Literal["multiplicative", "additive", "lognormal"] = "multiplicative"
-    clip: bool = False
+    clip: bool = True
     kind: Literal["variation"] = "variation"
 
     def __post_init__(self) -> None:

@@ -41,8 +41,8 @@ PAPER_TABLE1 = {"liu": {"W1": 94.88, "W2": 97.43, "W1&W2": 92.93}, "ours": {"W1"
 CASES = {"W1": (0,), "W2": (1,), "W1&W2": (0, 1)}
 
 
-def _defect(percent: float, beta: float, lo: float, hi: float) -> DefectPercent:
-    return DefectPercent(alpha=percent / 100, beta=beta, sigma_low=lo, sigma_high=hi)
+def _defect(percent: float, beta: float, lo: float, hi: float, clip: bool = True) -> DefectPercent:
+    return DefectPercent(alpha=percent / 100, beta=beta, sigma_low=lo, sigma_high=hi, clip=clip)
 
 
 def convert_with_defects(model: nn.Module, base: CrossbarConfig, defect: DefectPercent, layers: tuple[int, ...],
@@ -71,6 +71,7 @@ class Fig6Config(SoftwareMLPConfig):
     beta: float = 0.5
     sigma_low: float = 0.6
     sigma_high: float = 1.0
+    clip: bool = True  # varied conductances stay in [G_min, G_max]; false: G·exp(θ) unbounded, as printed
     trials: int = 100
     seed: int = 0
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
@@ -87,7 +88,7 @@ class Fig6Config(SoftwareMLPConfig):
 
 def fig6_point(model: nn.Module, data, cfg: Fig6Config, percent: float, seed: int, progress: bool = True) -> dict:
     """All three curves at one defect percent, on the same ``cfg.trials`` arrays."""
-    defect = _defect(percent, cfg.beta, cfg.sigma_low, cfg.sigma_high)
+    defect = _defect(percent, cfg.beta, cfg.sigma_low, cfg.sigma_high, cfg.clip)
     xcfg = dataclasses.replace(cfg.crossbar, nonidealities=[*cfg.crossbar.nonidealities, defect])
     from ..nn import convert
 
@@ -172,6 +173,7 @@ class Table1Config(SoftwareMLPConfig):
     beta: float = 0.5
     sigma_low: float = 0.6
     sigma_high: float = 1.0
+    clip: bool = True
     trials: int = 10
     seed: int = 0
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
@@ -193,7 +195,7 @@ class Table1Config(SoftwareMLPConfig):
 def table1_cell(model: nn.Module, data, cfg: Table1Config, percent: float, case: str, seed: int,
                 progress: bool = True) -> dict:
     """One (defect percent, case) cell: none, Liu et al., calibration, calibration + in-situ; same arrays."""
-    defect = _defect(percent, cfg.beta, cfg.sigma_low, cfg.sigma_high)
+    defect = _defect(percent, cfg.beta, cfg.sigma_low, cfg.sigma_high, cfg.clip)
     hw = convert_with_defects(model, cfg.crossbar, defect, CASES[case], cfg.trials, seed)
     out = {"none": summary(accuracy(hw, data.x_test, data.y_test))}
     t0 = time.perf_counter()
@@ -269,16 +271,16 @@ def _plot_table1(run: RunFolder, cells: list[dict], software: float, cfg: Table1
 
 # ============================================================================================ investigations
 MAPPING_VARIANTS = {
-    # name: (mapping kind, clip varied conductances to [G_min, G_max], defect kind)
-    "offset (default)": ("differential", False, "both"),
-    "offset, clipped variation": ("differential", True, "both"),
-    "offset, stuck only": ("differential", False, "stuck"),
-    "offset, variation only": ("differential", False, "variation"),
-    "balanced": ("balanced", False, "both"),
-    "balanced, clipped variation": ("balanced", True, "both"),
-    "balanced, stuck only": ("balanced", False, "stuck"),
-    "balanced, variation only": ("balanced", False, "variation"),
-    "reference column": ("reference", False, "both"),
+    # name: (mapping kind, keep varied conductances in [G_min, G_max] (the default), defect kind)
+    "offset (default)": ("differential", True, "both"),
+    "offset, unclipped variation": ("differential", False, "both"),
+    "offset, stuck only": ("differential", True, "stuck"),
+    "offset, variation only": ("differential", True, "variation"),
+    "balanced": ("balanced", True, "both"),
+    "balanced, unclipped variation": ("balanced", False, "both"),
+    "balanced, stuck only": ("balanced", True, "stuck"),
+    "balanced, variation only": ("balanced", True, "variation"),
+    "reference column": ("reference", True, "both"),
 }
 
 
@@ -311,9 +313,9 @@ def mapping_point(model: nn.Module, data, cfg: MappingStudyConfig, variant: str,
 
     mapping_kind, clip, kind = MAPPING_VARIANTS[variant]
     a, b = percent / 100, cfg.beta
-    defect = {"both": DefectPercent(a, b, cfg.sigma_low, cfg.sigma_high),
-              "stuck": DefectPercent(a * b, 1.0, cfg.sigma_low, cfg.sigma_high),
-              "variation": DefectPercent(a * (1 - b), 0.0, cfg.sigma_low, cfg.sigma_high)}[kind]
+    defect = {"both": DefectPercent(a, b, cfg.sigma_low, cfg.sigma_high, clip=clip),
+              "stuck": DefectPercent(a * b, 1.0, cfg.sigma_low, cfg.sigma_high, clip=clip),
+              "variation": DefectPercent(a * (1 - b), 0.0, cfg.sigma_low, cfg.sigma_high, clip=clip)}[kind]
     mapping = mapping_from_spec({"kind": mapping_kind, "w_max": cfg.crossbar.mapping.w_max})
     xcfg = dataclasses.replace(cfg.crossbar, mapping=mapping, nonidealities=[*cfg.crossbar.nonidealities, defect])
     hw = convert(model, xcfg, trials=cfg.trials, seed=seed)
@@ -322,9 +324,6 @@ def mapping_point(model: nn.Module, data, cfg: MappingStudyConfig, variant: str,
     for lin, layer in zip([m for m in model.modules() if isinstance(m, nn.Linear)],
                           [m for m in hw.modules() if isinstance(m, CrossbarLinear)]):
         xb = layer.crossbar
-        if clip:
-            for name in ("g_pos", "g_neg"):
-                getattr(xb, name).clamp_(dev.g_min, dev.g_max)
         w = lin.weight.detach().t()
         tp, tn = mapping.to_conductances(w, dev)
         # a device stuck at HRS matters only if its target was above G_min
@@ -337,7 +336,10 @@ def mapping_point(model: nn.Module, data, cfg: MappingStudyConfig, variant: str,
         rel_err.append(float(((xb.weights() - w).norm(dim=(1, 2)) / w.norm()).mean()))
     out = {"accuracy": summary(accuracy(hw, data.x_test, data.y_test)),
            "harmful_stuck_fraction": [round(h, 4) for h in harmful], "relative_weight_error": [round(e, 4) for e in rel_err]}
-    if kind == "both" and not clip:  # calibration only, per choice of standard, on the same arrays
+    g = torch.cat([m.crossbar.g_pos.flatten() for m in hw.modules() if isinstance(m, CrossbarLinear)])
+    out["fraction_above_g_max"] = round(float((g > dev.g_max * (1 + 1e-6)).double().mean()), 5)
+    out["max_g_over_g_max"] = round(float(g.max()) / dev.g_max, 3)
+    if kind == "both":  # calibration only, per choice of standard, on the same arrays
         for std in cfg.standards:
             cal = calibrate(hw, model, data.x_train, dataclasses.replace(cfg.calibration, standard=std))
             out[f"calibration_{std}"] = summary(accuracy(cal, data.x_test, data.y_test))
@@ -365,6 +367,7 @@ def run_mapping(cfg: MappingStudyConfig, run: RunFolder) -> dict:
         rows.append({"variant": v, "defect_percent": p, **res["accuracy"],
                      "harmful_stuck_fraction_W1": res["harmful_stuck_fraction"][0],
                      "relative_weight_error_W1": res["relative_weight_error"][0],
+                     "fraction_above_g_max": res["fraction_above_g_max"], "max_g_over_g_max": res["max_g_over_g_max"],
                      "paper_no_calibration": PAPER_FIG6.get(p, {}).get("none", ""),
                      **{f"calibrated_{s}": res[f"calibration_{s}"]["mean"] for s in cfg.standards if f"calibration_{s}" in res},
                      "paper_calibration": PAPER_FIG6.get(p, {}).get("calibration", "")})
@@ -405,10 +408,11 @@ class ThresholdStudyConfig(SoftwareMLPConfig):
 
     defect_percent: float = 10
     thresholds: list[float] = field(default_factory=lambda: [0.0, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1])
-    gates: list[str] = field(default_factory=lambda: ["output", "both"])
+    gates: list[str] = field(default_factory=lambda: ["update", "output", "both"])
     beta: float = 0.5
     sigma_low: float = 0.6
     sigma_high: float = 1.0
+    clip: bool = True
     trials: int = 20
     seed: int = 0
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
@@ -435,7 +439,7 @@ def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
 
     data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
     model = software_mlp(run, data, cfg.sizes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, cfg.activation)
-    defect = _defect(cfg.defect_percent, cfg.beta, cfg.sigma_low, cfg.sigma_high)
+    defect = _defect(cfg.defect_percent, cfg.beta, cfg.sigma_low, cfg.sigma_high, cfg.clip)
     xcfg = dataclasses.replace(cfg.crossbar, nonidealities=[*cfg.crossbar.nonidealities, defect])
     seed = cfg.seed * 100003 + 1
 

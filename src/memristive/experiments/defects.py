@@ -25,6 +25,7 @@ class DefectsConfig(SoftwareMLPConfig):
     beta: float = 0.5
     sigma_low: float = 0.6
     sigma_high: float = 1.0
+    clip: bool = True  # varied conductances stay in [G_min, G_max]; false: G·exp(θ) unbounded
     trials: int = 100
     seed: int = 0
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
@@ -38,7 +39,8 @@ class DefectsConfig(SoftwareMLPConfig):
 
 def evaluate_defects(model, data, cfg: DefectsConfig, percent: float, seed: int) -> torch.Tensor:
     """Per-trial test accuracy of ``model`` on ``cfg.trials`` crossbar instances at ``percent`` defects."""
-    defect = DefectPercent(alpha=percent / 100, beta=cfg.beta, sigma_low=cfg.sigma_low, sigma_high=cfg.sigma_high)
+    defect = DefectPercent(alpha=percent / 100, beta=cfg.beta, sigma_low=cfg.sigma_low, sigma_high=cfg.sigma_high,
+                           clip=cfg.clip)
     xcfg = dataclasses.replace(cfg.crossbar, nonidealities=[*cfg.crossbar.nonidealities, defect])
     hw = convert(model, xcfg, trials=cfg.trials, seed=seed)
     return accuracy(hw, data.x_test, data.y_test)

@@ -1,9 +1,32 @@
 """Threshold-gated in-situ training on crossbars, with device-write bookkeeping.
 
-Two parts, usable separately:
+Two write models (``InSituConfig.write_model``), then the training loop:
 
-:class:`DeviceArray` — the physical state behind a :class:`~memristive.crossbar.Crossbar` that
-in-situ methods write to. For every device (all Monte Carlo trials at once)::
+:class:`PulsedArray` (``write_model="pulsed"``, **default**) — writes go through the device model,
+open loop, as a controller that cannot see conductances would issue them. A weight update ``ΔW`` of a
+cell is split evenly over its written devices (``W = (G+ − G−)/k``: ``+kΔW/2`` on G+ and ``−kΔW/2`` on
+G− for pairs, ``kΔW`` on the single device of a reference-column cell) and rounded to whole pulses::
+
+    n_side = round(±k·ΔW / (sides·ΔG_pulse))                 signed pulse count per device
+    G     ← memristor.pulse(G, n)                            when the memristor has a pulse response
+    G     ← G + sign(n)·ΔG_pulse·max(|n| + η·√|n|·ξ, 0)      otherwise (bounded linear device, below)
+    G     ← inside [G_min, G_max]                            a pulse cannot drive a device past its bounds
+    stuck devices never move (their pulses are counted as blocked)
+
+A memristor with a pulse response (``has_pulse_response``, e.g. the ``memristive.devices.pulsed``
+models) defines its own step, nonlinearity, bounds and noise; the controller's ``ΔG_pulse`` is then its
+estimate of one nominal pulse (the mean step of a mid-range device, measured once through
+``memristor.pulse``), and ``pulses``/``write_noise`` must be left null. Otherwise (a bounded linear
+device): ``ΔG_pulse = (G_max − G_min)/pulses`` (``pulses`` per full range, default 100) and ``η`` the
+pulse-to-pulse write noise (``write_noise``, default 0.03: the noise factor of the DTGA paper's device,
+the only pulse-noise figure in this project's sources; the calibration paper gives none). The train
+of ``n`` pulses has the spread of ``n`` independent pulses (:func:`memristive.devices.vteam.train_drive`).
+Each device starts from the conductance it was programmed to, variation included; updates below half
+a pulse are lost (the controller keeps no per-device memory), which is what makes the threshold and
+the pulse size matter. Writes (pulse trains) and pulses are counted per device.
+
+:class:`DeviceArray` (``write_model="exact"``, the earlier reconstruction) — for every device (all
+Monte Carlo trials at once)::
 
     G = γ · s            s: nominal programmed state in [G_min, G_max] on the device's levels
                          γ: persistent device-to-device gain, γ = G_programmed / s at programming time
@@ -27,7 +50,16 @@ on every write: cycle-to-cycle variation that in-situ training cannot learn away
 calibrate (:mod:`memristive.methods.calibration`), compare the calibrated output with the standard
 (ideal digital) output, and where they differ by more than ``threshold`` train in situ (backprop in
 software, ΔW = −lr·∂L/∂Ŵ written to the devices), re-calibrate, repeat until every training sample is
-within the threshold or the epoch budget is spent. Gates (:class:`InSituConfig` ``gate``):
+within the threshold or the epoch budget is spent.
+
+What the loop reads (counted per trial in ``insitu_train``'s ``reads``): the array's outputs for the
+training inputs (one forward MVM per sample and layer), transposed reads for the backward pass (one
+per sample and layer after the first: ``δ·Ŵᵀ``), and the standard inputs' responses ``δ'`` after every
+write (``K`` per layer). The gradient ``∂L/∂Ŵ = (x − x_STD)ᵀ·δ`` is formed from these and the inputs,
+never from the conductances. ``loss="standard"`` and the output gate also run the digital reference
+network on every sample (counted as ``reference_forward``): information beyond the array.
+
+Gates (:class:`InSituConfig` ``gate``):
 
 ======  =========================================================================================
 output  per sample and trial: d = max_j |softmax(V̂_out)_j − softmax(V_out^ideal)_j|; only samples
@@ -37,9 +69,13 @@ update  per device pair: only |ΔW| > threshold is written (Xia et al. 2017 thre
 both    both gates;  none: no gate (plain in-situ SGD)
 ======  =========================================================================================
 
-Losses: ``standard`` — cross-entropy of the array's output against the standard output's
-probabilities (the training error is the deviation from the standard output, as in the paper's loop);
-``labels`` — cross-entropy against the dataset labels.
+Losses: ``labels`` (default) — cross-entropy against the dataset labels; ``standard`` —
+cross-entropy of the array's output against the standard output's probabilities (distillation from
+the digital reference network, the earlier reconstruction's reading of "compare with the standard output").
+
+Defaults: ``write_model="pulsed"``, ``gate="update"`` (the threshold gates each device pair's write),
+``loss="labels"``. The earlier reconstruction is ``write_model="exact", gate="output", loss="standard",
+lr=0.6`` (``configs/calibration-fig6-exact.yaml``).
 """
 
 from __future__ import annotations
@@ -51,14 +87,174 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import check
+import math
+
+from ..config import ConfigError, check
 from ..crossbar import Crossbar
+from ..devices.vteam import train_drive
 from ..quantizer import quantize_levels
 from .calibration import CalibratedLinear, calibrated_layers, standard_mode
 
-__all__ = ["DeviceArray", "InSituConfig", "insitu_train", "output_gate", "update_gate", "gather_rows"]
+__all__ = ["DeviceArray", "PulsedArray", "InSituConfig", "insitu_train", "output_gate", "update_gate", "gather_rows",
+           "linear_pulse_response", "WRITE_MODELS"]
 
 GATES = ("output", "update", "both", "none")
+WRITE_MODELS = ("pulsed", "exact")
+
+
+def linear_pulse_response(g: torch.Tensor, n: torch.Tensor, dg: float, noise: float, g_min: float, g_max: float,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    """A bounded linear device after ``n`` signed pulses (``n > 0`` raises G), all cells at once::
+
+        G' = G + sign(n)·ΔG·max(|n| + η·√|n|·ξ, 0)      ξ ~ N(0, 1) per cell and write
+        G' kept inside [min(G_min, G), max(G_max, G)]   (a pulse cannot push a device past its bounds)
+
+    ``dg`` = ΔG per pulse (siemens), ``noise`` = η. Cells with ``n = 0`` are unchanged exactly.
+    """
+    count = n.abs()
+    step, _ = train_drive(torch.as_tensor(dg, dtype=g.dtype, device=g.device), count, noise, "multiplicative", generator)
+    g_new = g + n.sign() * step
+    return torch.minimum(torch.maximum(g_new, g.clamp(max=g_min)), g.clamp(min=g_max))
+
+
+def _weights_for_grad(xb: Crossbar) -> torch.Tensor:
+    """The array's weights as a leaf tensor that requires grad, stored as ``(in, T, out)`` so that
+    trial-shared inputs multiply it as one GEMM without a layout copy (a ``(T, in, out)`` view)."""
+    buf = torch.empty(xb.in_features, xb.trials, xb.out_features, dtype=xb.g_pos.dtype, device=xb.g_pos.device)
+    torch.sub(xb.g_pos.permute(1, 0, 2), xb.g_neg_full().permute(1, 0, 2), out=buf)
+    buf.mul_(1.0 / xb.k)
+    return buf.permute(1, 0, 2).requires_grad_(True)
+
+
+class PulsedArray:
+    """Open-loop pulse writes to a programmed :class:`Crossbar` (``write_model="pulsed"``; module docstring).
+
+    Writing updates the crossbar's ``g_pos``/``g_neg`` buffers in place. The array holds no copy of
+    the intended weights: a write is a weight update turned into pulse counts, nothing more.
+    """
+
+    def __init__(self, crossbar: Crossbar, pulses: int | None = None, write_noise: float | None = None,
+                 seed: int | None = None) -> None:
+        mem = crossbar.memristor
+        if mem.has_pulse_response:  # the device model defines its own pulse step and noise
+            check(pulses is None, "pulses", pulses,
+                  f"must be null: the memristor ({mem.kind}) has its own pulse response, which sets the step")
+            check(write_noise is None, "write_noise", write_noise,
+                  f"must be null: the memristor ({mem.kind}) has its own pulse response, which sets the noise")
+        else:
+            pulses = 100 if pulses is None else pulses
+            write_noise = 0.03 if write_noise is None else write_noise
+            check(isinstance(pulses, int) and not isinstance(pulses, bool) and pulses >= 1, "pulses", pulses,
+                  "must be an integer >= 1 (pulses across the full conductance range)")
+            check(isinstance(write_noise, (int, float)) and math.isfinite(write_noise) and write_noise >= 0,
+                  "write_noise", write_noise, "must be a finite number >= 0")
+            levels = mem.levels
+            check(levels is None or pulses == levels - 1, "pulses", pulses,
+                  f"must be {levels - 1 if levels else ''}: the memristor has {levels} levels and a pulse steps one level")
+        self.xb = crossbar
+        self.memristor = mem
+        self.mapping = crossbar.mapping
+        self.k = crossbar.k
+        self.pulses = pulses
+        self.write_noise = float(write_noise) if write_noise is not None else None
+        self.dg = mem.g_range / pulses if pulses is not None else self._nominal_step(mem, crossbar.g_pos)
+        self._sides = tuple(self.mapping.sides)
+        self._sign = {"pos": 1.0, "neg": -1.0}  # W = (G+ − G−)/k
+        g = crossbar.g_pos
+        self._writes = {s: torch.zeros_like(getattr(crossbar, f"g_{s}"), dtype=torch.int32) for s in self._sides}
+        self._pulses = {s: torch.zeros_like(getattr(crossbar, f"g_{s}"), dtype=torch.int32) for s in self._sides}
+        self._blocked = torch.zeros(crossbar.trials, dtype=torch.int64, device=g.device)
+        self._generator = torch.Generator(device=g.device)
+        self._generator.manual_seed(int(seed) if seed is not None else crossbar.seed + 104729)
+
+    @staticmethod
+    def _nominal_step(mem, like: torch.Tensor) -> float:
+        """The controller's estimate of one pulse's step: the mean response of a mid-range device to
+        one raising and one lowering pulse (measured once through ``memristor.pulse``, 256 draws)."""
+        g = torch.full((256,), mem.g_mid, dtype=torch.float64, device=like.device)
+        gen = torch.Generator(device=like.device).manual_seed(0)
+        up = mem.pulse(g, torch.ones_like(g), gen) - g
+        down = g - mem.pulse(g, -torch.ones_like(g), gen)
+        step = 0.5 * float(up.mean() + down.mean())
+        if not step > 0:
+            raise ValueError(f"{mem.kind}: one pulse does not move a mid-range device; cannot write it in pulses")
+        return step
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        return self._sides
+
+    @property
+    def pulse_weight(self) -> float:
+        """The weight change of one pulse on every written device of a cell (``sides·ΔG_pulse/k``)."""
+        return len(self._sides) * self.dg / self.k
+
+    def pulse_counts(self, dw: torch.Tensor, which: str) -> torch.Tensor:
+        """Signed pulse counts the controller sends to side ``which`` for the update ``dw`` (float, integral)."""
+        return torch.round(dw * (self._sign[which] * self.k / (len(self._sides) * self.dg)))
+
+    @torch.no_grad()
+    def write(self, dw: torch.Tensor, scale: float = 1.0) -> None:
+        """Apply a weight update ``scale·dw`` (``(T, in, out)`` or broadcastable) as pulses."""
+        if not torch.isfinite(dw.sum()):
+            raise ValueError("PulsedArray.write: the update contains NaN or infinite values")
+        self._write(dw, scale)
+
+    def _write(self, dw: torch.Tensor, scale: float = 1.0) -> None:
+        xb, mem = self.xb, self.memristor
+        dw = dw * scale if scale != 1.0 else dw
+        for side in self._sides:
+            g = getattr(xb, f"g_{side}")
+            n = self.pulse_counts(dw, side).expand_as(g)
+            idx = n.nonzero(as_tuple=True)  # only the pulsed devices are touched: few per step
+            if idx[0].numel() == 0:
+                continue
+            n_sel = n[idx]
+            stuck_sel = getattr(xb, f"stuck_{side}")[idx]
+            if bool(stuck_sel.any()):
+                self._blocked.index_add_(0, idx[0][stuck_sel], torch.ones_like(idx[0][stuck_sel]))
+                free = ~stuck_sel
+                idx, n_sel = tuple(i[free] for i in idx), n_sel[free]
+                if idx[0].numel() == 0:
+                    continue
+            g_sel = g[idx]
+            if mem.has_pulse_response:
+                new = mem.pulse(g_sel, n_sel, self._generator)
+            else:
+                new = linear_pulse_response(g_sel, n_sel, self.dg, self.write_noise, mem.g_min, mem.g_max, self._generator)
+            g.index_put_(idx, new)  # in place: the crossbar's version counter moves, caches are invalidated
+            self._writes[side].index_put_(idx, torch.ones_like(idx[0], dtype=torch.int32), accumulate=True)
+            self._pulses[side].index_put_(idx, n_sel.abs().to(torch.int32), accumulate=True)
+
+    def writes(self, which: str = "pos") -> torch.Tensor:
+        """Write events (pulse trains) each device received, ``(T, rows, cols)`` (zero on stuck devices)."""
+        return self._writes[which]
+
+    def pulses_sent(self, which: str = "pos") -> torch.Tensor:
+        """Pulses each device received, ``(T, rows, cols)``."""
+        return self._pulses[which]
+
+    def blocked(self) -> torch.Tensor:
+        """Per trial: pulse trains sent to stuck devices (no effect)."""
+        return self._blocked
+
+    def weights(self) -> torch.Tensor:
+        return self.xb.weights()
+
+    def weights_for_grad(self) -> torch.Tensor:
+        return _weights_for_grad(self.xb)
+
+    def write_counts(self) -> dict:
+        """Writes and pulses per trial (all devices) and per device (mean, max over devices and trials)."""
+        ws = [self._writes[s] for s in self._sides]
+        ps = [self._pulses[s] for s in self._sides]
+        per_trial = sum(x.sum(dim=(1, 2)) for x in ws)
+        pulses = sum(x.sum(dim=(1, 2)) for x in ps)
+        n_dev = sum(x[0].numel() for x in ws)
+        return {"per_trial": per_trial, "devices": n_dev, "mean_per_device": float(per_trial.double().mean()) / n_dev,
+                "max_per_device": max(int(x.max()) for x in ws), "blocked_per_trial": self.blocked(),
+                "pulses_per_trial": pulses, "pulses_per_device_mean": float(pulses.double().mean()) / n_dev,
+                "pulses_per_device_max": max(int(x.max()) for x in ps)}
 
 
 class DeviceArray:
@@ -235,13 +431,8 @@ class DeviceArray:
         return self.xb.weights()
 
     def weights_for_grad(self) -> torch.Tensor:
-        """:meth:`weights` as a leaf tensor that requires grad, stored as ``(in, T, out)`` so that
-        trial-shared inputs multiply it as one GEMM without a layout copy (a ``(T, in, out)`` view)."""
-        xb = self.xb
-        buf = torch.empty(xb.in_features, xb.trials, xb.out_features, dtype=xb.g_pos.dtype, device=xb.g_pos.device)
-        torch.sub(xb.g_pos.permute(1, 0, 2), xb.g_neg_full().permute(1, 0, 2), out=buf)
-        buf.mul_(1.0 / self.k)
-        return buf.permute(1, 0, 2).requires_grad_(True)
+        """:meth:`weights` as a leaf tensor that requires grad, ``(T, in, out)`` (an ``(in, T, out)`` layout)."""
+        return _weights_for_grad(self.xb)
 
     @property
     def sides(self) -> tuple[str, ...]:
@@ -298,24 +489,39 @@ def gather_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 class InSituConfig:
     """Threshold-gated in-situ training (SGD; the update is ΔW = −lr·∂L/∂Ŵ, L the batch-mean loss).
 
-    Defaults: ``lr=0.6`` at ``batch_size=200`` — chosen on a validation split (lr grid 0.01…3 at batch
-    100, best within 0.5 points preferring the smaller lr: 0.3), then doubled with the batch (linear
-    scaling), which halves the device writes at the same accuracy (docs/results/calibration.md).
+    ``write_model``: ``pulsed`` (default; :class:`PulsedArray`: pulse-quantized open-loop writes with
+    write noise, ``pulses`` per full range, noise ``write_noise``) or ``exact`` (:class:`DeviceArray`:
+    the earlier reconstruction, every device lands on its mapping target times its persistent gain).
+
+    ``lr``: chosen on a validation split per write model (docs/results/calibration.md, "lr selection"):
+    the pulsed default ``lr=0.3`` at ``batch_size=200``; the earlier reconstruction used ``lr=0.6``.
     """
 
     epochs: int = 1
-    lr: float = 0.6
+    lr: float = 0.3
     batch_size: int = 200
     threshold: float = 1e-2
-    gate: Literal["output", "update", "both", "none"] = "output"
-    loss: Literal["standard", "labels"] = "standard"
+    gate: Literal["output", "update", "both", "none"] = "update"
+    loss: Literal["standard", "labels"] = "labels"
     n_train: int | None = None
+    write_model: Literal["pulsed", "exact"] = "pulsed"
+    pulses: int | None = None  # null: 100 for a device without a pulse response, else the device's own
+    write_noise: float | None = None  # null: 0.03 for a device without a pulse response, else the device's own
     write_variation: Literal["persistent", "redraw"] = "persistent"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check(self.write_model in WRITE_MODELS, "insitu.write_model", self.write_model, f"must be one of {list(WRITE_MODELS)}")
         check(self.write_variation in ("persistent", "redraw"), "insitu.write_variation", self.write_variation,
               "must be 'persistent' or 'redraw'")
+        check(self.write_model == "exact" or self.write_variation == "persistent", "insitu.write_variation",
+              self.write_variation, "'redraw' belongs to write_model=exact (pulsed writes have write_noise instead)")
+        if self.pulses is not None:
+            check(isinstance(self.pulses, int) and not isinstance(self.pulses, bool) and self.pulses >= 1, "insitu.pulses",
+                  self.pulses, "must be an integer >= 1 (pulses across the full conductance range), or null")
+        if self.write_noise is not None:
+            check(isinstance(self.write_noise, (int, float)) and math.isfinite(self.write_noise) and self.write_noise >= 0,
+                  "insitu.write_noise", self.write_noise, "must be a finite number >= 0, or null")
         check(self.epochs >= 0, "insitu.epochs", self.epochs, "must be >= 0")
         check(self.lr > 0, "insitu.lr", self.lr, "must be > 0")
         check(self.batch_size >= 1, "insitu.batch_size", self.batch_size, "must be >= 1")
@@ -350,8 +556,15 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
     if not layers:
         raise ValueError("insitu_train: the model has no CalibratedLinear layer; call calibrate() first")
     if arrays is None:
-        arrays = [DeviceArray(lay.crossbar, lay.w_ref, write_variation=cfg.write_variation, seed=cfg.seed + 7 * i)
-                  for i, lay in enumerate(layers)]
+        if cfg.write_model == "pulsed":
+            try:
+                arrays = [PulsedArray(lay.crossbar, cfg.pulses, cfg.write_noise, seed=cfg.seed + 7 * i)
+                          for i, lay in enumerate(layers)]
+            except ConfigError as exc:
+                raise ConfigError(f"insitu.{exc}") from None
+        else:
+            arrays = [DeviceArray(lay.crossbar, lay.w_ref, write_variation=cfg.write_variation, seed=cfg.seed + 7 * i)
+                      for i, lay in enumerate(layers)]
     if len(arrays) != len(layers):
         raise ValueError(f"insitu_train: {len(arrays)} device arrays for {len(layers)} layers")
     if cfg.n_train:
@@ -361,8 +574,11 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
     gen = torch.Generator().manual_seed(cfg.seed)
     gate_out = cfg.gate in ("output", "both")
     gate_upd = cfg.gate in ("update", "both")
+    need_std = gate_out or cfg.loss == "standard"  # the digital reference network runs on every sample
     history = []
     epochs_run = 0
+    n_std = sum(lay.n_standards for lay in layers)
+    reads = {"forward": 0, "backward": 0, "calibration": 0, "reference_forward": 0}  # per trial, in MVMs
     for epoch in range(cfg.epochs):
         perm = torch.randperm(len(x), generator=gen)
         gated = torch.zeros(T, dtype=torch.float64)
@@ -377,11 +593,15 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
                 lay.surrogate = w
             try:
                 out = model(xb)
-                with torch.no_grad(), standard_mode(model):
-                    out_std = model(xb)
+                out_std = None
+                if need_std:
+                    with torch.no_grad(), standard_mode(model):
+                        out_std = model(xb)
             finally:
                 for lay in layers:
                     lay.surrogate = None
+            reads["forward"] += len(idx) * len(layers)
+            reads["reference_forward"] += len(idx) if need_std else 0
             with torch.no_grad():
                 mask = output_gate(out, out_std, cfg.threshold) if gate_out else torch.ones(out.shape[:2], dtype=torch.bool, device=dev)
             if cfg.loss == "standard":
@@ -396,6 +616,8 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"insitu_train: the loss became {float(loss)} (lower insitu.lr={cfg.lr})")
             grads = torch.autograd.grad(loss, ws)
+            reads["backward"] += len(idx) * (len(layers) - 1)  # δ·Ŵᵀ of every layer but the first
+            reads["calibration"] += n_std  # δ' re-measured after the write
             with torch.no_grad():
                 for a, g in zip(arrays, grads):
                     if gate_upd:
@@ -417,11 +639,19 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
         lay.recalibrate()
     writes = [a.write_counts() for a in arrays]
     per_trial = sum(w["per_trial"] for w in writes)
-    return {
+    n_dev = sum(w["devices"] for w in writes)
+    out = {
         "epochs_run": epochs_run,
         "history": history,
+        "write_model": cfg.write_model,
         "writes_per_trial_mean": float(per_trial.double().mean()),
-        "writes_per_device_mean": float(per_trial.double().mean()) / sum(w["devices"] for w in writes),
+        "writes_per_device_mean": float(per_trial.double().mean()) / n_dev,
         "writes_per_device_max": max(w["max_per_device"] for w in writes),
         "writes_per_trial": per_trial,
+        "reads_per_trial": reads,
     }
+    if all("pulses_per_trial" in w for w in writes):
+        pulses = sum(w["pulses_per_trial"] for w in writes)
+        out["pulses_per_device_mean"] = float(pulses.double().mean()) / n_dev
+        out["pulses_per_device_max"] = max(w["pulses_per_device_max"] for w in writes)
+    return out

@@ -55,12 +55,15 @@ def weight_noise(
     mapping: Mapping | str = "differential",
     generator: torch.Generator | None = None,
     samples: int | None = None,
+    clip: bool = True,
 ) -> torch.Tensor:
     """Noisy copy of weights ``w`` as the crossbar holds them under device variation ``σ`` (module docstring).
 
     ``w_max`` (scalar or broadcastable, e.g. one per column) is the weight range of the mapping;
     ``None`` means ``max|w|``. ``samples`` adds a leading dimension of that many independent draws.
-    Gradients pass straight through to ``w``.
+    Gradients pass straight through to ``w``. ``clip`` keeps the varied conductances inside the
+    device range, as the evaluation effect ``{kind: variation}`` does by default (``clip=False``: the
+    formula unbounded, matching ``{kind: variation, clip: false}``).
     """
     if mode not in NOISE_MODES:
         raise ValueError(f"mode={mode!r}: must be one of {list(NOISE_MODES)}")
@@ -77,8 +80,11 @@ def weight_noise(
     if samples is not None:
         g_pos = g_pos.expand(samples, *g_pos.shape)
         g_neg = g_neg.expand(samples, *g_neg.shape)
-    noisy = mapping.to_weights(conductance_variation(g_pos, sigma, mode, memristor.g_range, generator),
-                               conductance_variation(g_neg, sigma, mode, memristor.g_range, generator), k)
+    vp = conductance_variation(g_pos, sigma, mode, memristor.g_range, generator)
+    vn = conductance_variation(g_neg, sigma, mode, memristor.g_range, generator)
+    if clip:
+        vp, vn = vp.clamp(memristor.g_min, memristor.g_max), vn.clamp(memristor.g_min, memristor.g_max)
+    noisy = mapping.to_weights(vp, vn, k)
     return w + (noisy - mapping.to_weights(g_pos, g_neg, k))
 
 
@@ -94,6 +100,7 @@ class WeightNoise:
     mode: Literal["multiplicative", "additive", "lognormal"] = "multiplicative"
     memristor: Device = "ti-alox-taox"  # type: ignore[assignment]
     mapping: Mapping = "differential"  # type: ignore[assignment]
+    clip: bool = True  # varied conductances stay in the device range, as {kind: variation} by default
 
     def __post_init__(self) -> None:
         check(isinstance(self.sigma, (int, float)) and not isinstance(self.sigma, bool)
@@ -111,4 +118,4 @@ class WeightNoise:
         return cls(sigma, mode, memristor=crossbar.memristor, mapping=crossbar.mapping)
 
     def __call__(self, w: torch.Tensor, w_max=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        return weight_noise(w, self.sigma, self.mode, w_max, self.memristor, self.mapping, generator)
+        return weight_noise(w, self.sigma, self.mode, w_max, self.memristor, self.mapping, generator, clip=self.clip)

@@ -365,7 +365,7 @@ ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh,
 
 
 @dataclass
-class InSituConfig:
+class DTGAConfig:
     """An MLP trained in situ on VTEAM differential pairs (see the module docstring).
 
     ``device`` is a VTEAM preset name or parameters; its ``write`` pulse is the programming pulse.
@@ -413,7 +413,7 @@ class InSituMLP(nn.Module):
     robustness sweep runs as one batched model.
     """
 
-    def __init__(self, cfg: InSituConfig, trials: int = 1, seed: int = 0, noise: float | list[float] | None = None) -> None:
+    def __init__(self, cfg: DTGAConfig, trials: int = 1, seed: int = 0, noise: float | list[float] | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         gen = torch.Generator().manual_seed(seed)

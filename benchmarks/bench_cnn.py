@@ -22,8 +22,7 @@ import torch
 from memristive.crossbar import Converter, CrossbarConfig
 from memristive.experiments.cnn import small_resnet
 from memristive.nn import convert
-from memristive.nonideal import StuckAt
-from memristive.nonideal import DeviceVariation
+from memristive.nonideal import DeviceVariation, StuckAt
 
 
 def timed(fn, repeats, device="cpu"):

@@ -25,7 +25,7 @@ import time
 import torch
 
 from memristive.config import from_dict
-from memristive.methods.dtga import InSituConfig, InSituMLP
+from memristive.methods.dtga import DTGAConfig, InSituMLP
 
 AIHWKIT_S_PER_10K = (3.74, 3.86)  # 784x256x10 AnalogSGD epoch of 10k samples, batch 100 (anchors.md §3.1)
 
@@ -33,7 +33,7 @@ AIHWKIT_S_PER_10K = (3.74, 3.86)  # 784x256x10 AnalogSGD epoch of 10k samples, b
 def epoch_time(sizes, w_max, x, y, threads, noise, scheme="dtga", read_back=False) -> tuple[float, float, dict]:
     torch.set_num_threads(threads)
     update = dict(scheme=scheme, **(dict(controller="read", ga_residual="measured", dt_rule="layer") if read_back else {}))
-    cfg = from_dict(InSituConfig, dict(sizes=sizes, w_max=w_max, update=update))
+    cfg = from_dict(DTGAConfig, dict(sizes=sizes, w_max=w_max, update=update))
     model = InSituMLP(cfg, trials=1, seed=0, noise=noise)
     model.train_step(x[:100], y[:100])  # warm-up
     t0, c0 = time.perf_counter(), time.process_time()

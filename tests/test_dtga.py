@@ -7,7 +7,7 @@ from memristive.config import ConfigError, from_dict
 from memristive.devices import Pulse, Variability, VTEAMCells, vteam_preset
 from memristive.devices.vteam import conductance
 from memristive.methods.dtga import (
-    InSituConfig,
+    DTGAConfig,
     InSituMLP,
     UpdateRule,
     predict_pulses,
@@ -21,10 +21,10 @@ from memristive.methods.dtga import (
 D64 = torch.float64
 
 
-def small_cfg(**kw) -> InSituConfig:
+def small_cfg(**kw) -> DTGAConfig:
     base = dict(sizes=[20, 8, 3], w_max=[4.0, 6.0], lr=0.5, batch_size=16)
     base.update(kw)
-    return from_dict(InSituConfig, base)
+    return from_dict(DTGAConfig, base)
 
 
 def toy_data(n=96, seed=0):

@@ -389,7 +389,7 @@ def training_workloads(x, y, args) -> dict:
     pulse-level in-situ trainer on VTEAM pairs, and aihwkit's AnalogSGD on ConstantStepDevice."""
     from memristive.config import from_dict
     from memristive.methods.analog_optim import AnalogSGD as MemAnalogSGD, trial_loss
-    from memristive.methods.dtga import InSituConfig, InSituMLP
+    from memristive.methods.dtga import DTGAConfig, InSituMLP
     from memristive.nn import mlp
 
     loss_fn = nn.CrossEntropyLoss()
@@ -428,7 +428,7 @@ def training_workloads(x, y, args) -> dict:
         funcs["aih_sgd"] = lambda: sgd_epoch(aih, aih_opt)
 
     def insitu(scheme):
-        cfg = from_dict(InSituConfig, dict(sizes=[784, 256, 10], w_max=[1.0, 4.0], update=dict(scheme=scheme)))
+        cfg = from_dict(DTGAConfig, dict(sizes=[784, 256, 10], w_max=[1.0, 4.0], update=dict(scheme=scheme)))
         m = InSituMLP(cfg, trials=1, seed=0, noise=0.02)
         gen = torch.Generator().manual_seed(0)
         return lambda: m.train_epoch(x, y, gen, progress=False)

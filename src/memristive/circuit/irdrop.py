@@ -29,7 +29,7 @@ TIA currents are ``I = B_Tᵀ x + G_DTᵀ V``, so::
 Each column's nodes ``w(:,j)`` touch only their own row nodes ``u(:,j)`` (through ``diag(G_:j)``)
 and their TIA, so they are eliminated exactly with the tridiagonal SPD matrix
 ``W_j = g_c·T + diag(G_:j)`` (``g_c = 1/r_col``; ``T`` the path Laplacian, grounded at the TIA end;
-its inverse in closed form in O(R²), see :func:`_tridiag_inverse`)::
+its inverse in closed form in O(R²), see :func:`tridiag_inverse`)::
 
     A_j = g_r·d_j·I + diag(G_:j) − diag(G_:j) W_j⁻¹ diag(G_:j)     (d_j = 2, or 1 at the far end)
     a_j = diag(G_:j) W_j⁻¹ g_c e_last                              (I_j = a_jᵀ u(:,j))
@@ -62,7 +62,7 @@ import torch
 
 from ..config import check
 
-__all__ = ["LineResistance", "transfer_conductance", "tia_outputs"]
+__all__ = ["LineResistance", "transfer_conductance", "tia_outputs", "tridiag_inverse"]
 
 
 @dataclass
@@ -224,7 +224,7 @@ def _solve_batch(g: np.ndarray, r_row: float, r_col: float, max_rhs_values: int)
     return out
 
 
-def _tridiag_inverse(d: torch.Tensor, c: float) -> torch.Tensor:
+def tridiag_inverse(d: torch.Tensor, c: float) -> torch.Tensor:
     """Inverse of SPD tridiagonal matrices with diagonal ``d`` (…, R) and off-diagonal ``−c``, O(R²).
 
     Pivots from the top ``p_0 = d_0, p_i = d_i − c²/p_{i−1}`` and from the bottom ``q_{R−1} = d_{R−1},
@@ -257,7 +257,7 @@ def _block_batch(g: torch.Tensor, r_row: float, r_col: float) -> torch.Tensor:
         g_c = 1.0 / r_col
         deg = torch.full((R,), 2.0, dtype=dt, device=dev)
         deg[0] = 1.0  # the top node has one neighbour below (the bottom one has the TIA)
-        Winv = _tridiag_inverse(g_c * deg + gcol, g_c)  # (n, C, R, R)
+        Winv = tridiag_inverse(g_c * deg + gcol, g_c)  # (n, C, R, R)
         a = gcol * (g_c * Winv[..., :, R - 1])  # (n, C, R): a_j = diag(G) W⁻¹ g_c e_last
         if r_row == 0:  # row nodes are the drivers themselves
             return a.transpose(1, 2).contiguous()

@@ -49,13 +49,19 @@ def _num(x: float) -> str:
 
 
 def tile_netlist(G: torch.Tensor, v: torch.Tensor, r_s: float = 1e3, r_row: float = 0.0, r_col: float = 0.0,
-                 opamp_gain: float = 1e9, title: str = "memristive crossbar tile", control: bool = True) -> Netlist:
+                 opamp_gain: float = 1e9, title: str = "memristive crossbar tile", control: bool = True,
+                 iv=None) -> Netlist:
     """Netlist of a tile with conductances ``G`` (R, C) in siemens and driver voltages ``v`` (R,).
 
     ``control=True`` appends an ngspice ``.control`` block (``op`` and a full-precision ``print`` of
     every TIA output) so ``ngspice -b FILE`` prints the results; LTspice users pass ``False`` and
-    add their own ``.op``.
+    add their own ``.op``. ``iv``: a nonlinear read I–V (:mod:`memristive.devices.iv`); its cells
+    become behavioural current sources ``B<i>_<j> row col I=f(V(row,col))`` and the netlist tightens
+    ngspice's Newton tolerances (``reltol=1e-12``, ``abstol=1e-20`` A, ``vntol=1e-15`` V).
     """
+    from ..devices.iv import iv_from_spec
+
+    iv = iv_from_spec(iv)
     G = torch.as_tensor(G, dtype=torch.float64).detach().cpu()
     v = torch.as_tensor(v, dtype=torch.float64).detach().cpu().reshape(-1)
     if G.dim() != 2:
@@ -85,9 +91,16 @@ def tile_netlist(G: torch.Tensor, v: torch.Tensor, r_s: float = 1e3, r_row: floa
         for i in range(R):
             lines.append(f"RR{i}_0 in{i} r{i}_0 {_num(r_row)}")
             lines += [f"RR{i}_{j} r{i}_{j - 1} r{i}_{j} {_num(r_row)}" for j in range(1, C)]
-    lines.append("* cells (one resistor per device; G = 0 means no device)")
-    for i in range(R):
-        lines += [f"RC{i}_{j} {row(i, j)} {col(i, j)} {_num(1.0 / gl[i][j])}" for j in range(C) if gl[i][j] > 0]
+    if iv.is_linear:
+        lines.append("* cells (one resistor per device; G = 0 means no device)")
+        for i in range(R):
+            lines += [f"RC{i}_{j} {row(i, j)} {col(i, j)} {_num(1.0 / gl[i][j])}" for j in range(C) if gl[i][j] > 0]
+    else:
+        lines.append(f"* cells: behavioural current sources, I = f(V) of {iv!r} (G = 0 means no device)")
+        for i in range(R):
+            lines += [f"BC{i}_{j} {row(i, j)} {col(i, j)} I={iv.spice(gl[i][j], f'V({row(i, j)},{col(i, j)})')}"
+                      for j in range(C) if gl[i][j] > 0]
+        lines.append(".options reltol=1e-12 abstol=1e-20 vntol=1e-15")
     if r_col > 0:
         lines.append("* column wire segments")
         for j in range(C):
@@ -105,7 +118,7 @@ def tile_netlist(G: torch.Tensor, v: torch.Tensor, r_s: float = 1e3, r_row: floa
         lines += ["quit 0", ".endc"]
     lines.append(".end")
     return Netlist("\n".join(lines) + "\n", out_nodes, r_s=float(r_s),
-                   meta={"rows": R, "cols": C, "r_row": r_row, "r_col": r_col, "opamp_gain": opamp_gain})
+                   meta={"rows": R, "cols": C, "r_row": r_row, "r_col": r_col, "opamp_gain": opamp_gain, "iv": iv.kind})
 
 
 def crossbar_netlist(xb, v_in: torch.Tensor, trial: int = 0, tile: tuple[int, int] = (0, 0),
@@ -115,7 +128,8 @@ def crossbar_netlist(xb, v_in: torch.Tensor, trial: int = 0, tile: tuple[int, in
 
     ``v_in`` holds the crossbar's input voltages ``(inputs,)`` (the tile takes its rows; unused rows of
     a padded tile get 0 V). Wire resistances default to the crossbar's ``config.line_resistance``
-    (0 when it has none).
+    (0 when it has none). A memristor with a nonlinear ``read_iv`` (e.g. ``kind: sinh``) gets behavioural
+    current-source cells.
     """
     from .layout import tile_of
 
@@ -129,7 +143,8 @@ def crossbar_netlist(xb, v_in: torch.Tensor, trial: int = 0, tile: tuple[int, in
     v = torch.tensor([float(v_in[r]) if r >= 0 else 0.0 for r in t["rows"]], dtype=torch.float64)
     title = (f"memristive crossbar: trial {trial}, tile {tuple(tile)} of {t['geometry'].row_tiles}x"
              f"{t['geometry'].col_tiles}, scheme {xb.config.mapping.scheme}")
-    net = tile_netlist(t["G"], v, xb.config.r_s, r_row, r_col, opamp_gain, title, control)
+    iv = getattr(xb.config.memristor, "read_iv", None)  # a device with a nonlinear read: behavioural cells
+    net = tile_netlist(t["G"], v, xb.config.r_s, r_row, r_col, opamp_gain, title, control, iv=iv)
     net.outputs = t["outputs"]
     net.meta.update(trial=trial, tile=tuple(tile), rows_map=t["rows"], scheme=xb.config.mapping.scheme)
     return net

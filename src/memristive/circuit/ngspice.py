@@ -68,10 +68,11 @@ def run_ngspice(net: Netlist | str, timeout: float = 300.0) -> dict[str, float]:
 
 
 def simulate_tile(G: torch.Tensor, v: torch.Tensor, r_s: float = 1e3, r_row: float = 0.0, r_col: float = 0.0,
-                  opamp_gain: float = 1e9, timeout: float = 300.0) -> torch.Tensor:
+                  opamp_gain: float = 1e9, timeout: float = 300.0, iv=None) -> torch.Tensor:
     """ngspice TIA output voltages of one tile, one per physical column ``(C,)`` (negative for a
-    positive column current: the amplifiers invert)."""
-    net = tile_netlist(G, v, r_s, r_row, r_col, opamp_gain)
+    positive column current: the amplifiers invert). ``iv``: a nonlinear cell I–V
+    (:mod:`memristive.devices.iv`), simulated with behavioural sources."""
+    net = tile_netlist(G, v, r_s, r_row, r_col, opamp_gain, iv=iv)
     vals = run_ngspice(net, timeout)
     return torch.tensor([vals[n] for n in net.output_nodes], dtype=torch.float64)
 

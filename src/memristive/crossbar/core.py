@@ -19,7 +19,9 @@ from torch import nn
 
 from ..circuit.irdrop import LineResistance
 from ..config import ConfigError, check, from_dict, to_dict
+from .. import programming as _write_verify_effect  # noqa: F401  (registers the write_verify effect)
 from ..devices import Device, device_from_spec
+from ..drift import TimeEffect, build_time_effect
 from ..nonideal import Effect, ReadNoise, build_nonidealities
 from .mapping import Mapping, check_weights, mapping_from_spec
 from .periphery import Converter, Tiling
@@ -37,6 +39,9 @@ class CrossbarConfig:
     every read. ``v_read`` is the input voltage that represents an input value of 1.
     ``line_resistance`` (ohms per wire segment) makes every read solve the tile's resistive network
     exactly (IR drop, see :mod:`memristive.circuit`); ``None`` is the ideal crossbar.
+    ``time_effect`` (e.g. ``{kind: pcm_drift}``, ``{kind: rram_retention, sigma: 0.01}``; see
+    :mod:`memristive.drift`) draws its per-device parameters once at programming and lets
+    :meth:`Crossbar.at` read the array ``t`` seconds later.
     """
 
     memristor: Device = "ti-alox-taox"  # type: ignore[assignment]
@@ -49,6 +54,7 @@ class CrossbarConfig:
     adc: Converter = field(default_factory=Converter)
     tile: Tiling | None = None
     line_resistance: LineResistance | None = None
+    time_effect: TimeEffect | None = None
 
     __renamed__ = {"device": "the memristor model is 'memristor' (e.g. crossbar.memristor=ti-alox-taox); "
                              "'device' means a torch device in memristive, as in torch"}
@@ -69,6 +75,8 @@ class CrossbarConfig:
                     setattr(self, key, from_dict(tp, val, prefix=f"crossbar.{key}"))
                 else:
                     raise ConfigError(f"crossbar.{key}={val!r}: expected a {tp.__name__} or a mapping of its fields")
+        if self.time_effect is not None:
+            self.time_effect = build_time_effect(self.time_effect, "crossbar.time_effect")
         check(self.dac is not None and self.adc is not None, "crossbar.dac/adc", (self.dac, self.adc),
               "use an ideal converter ({bits: null}) instead of null")
         check_read = getattr(self.memristor, "check_read_voltage", None)
@@ -121,6 +129,7 @@ class Crossbar(nn.Module):
         self._k = float(k)
         self._adc_r: float | None = None
         self._read_gen: torch.Generator | None = None
+        self.time = 0.0  # seconds since programming the conductances are at (see at())
 
     # ------------------------------------------------------------------ state
     @property
@@ -137,15 +146,19 @@ class Crossbar(nn.Module):
         return self.config.mapping
 
     def get_extra_state(self) -> dict:
-        return {"config": to_dict(self.config), "seed": self.seed}
+        return {"config": to_dict(self.config), "seed": self.seed, "time": self.time}
 
     def set_extra_state(self, state: dict) -> None:
         mine = to_dict(self.config)
-        if state.get("config") != mine:
+        saved = state.get("config")
+        if isinstance(saved, dict) and "time_effect" not in saved:  # saved before time effects existed
+            saved = {**saved, "time_effect": None}
+        if saved != mine:
             diff = _first_difference(state.get("config"), mine)
             raise ConfigError(f"load_state_dict: the state was saved from a crossbar with a different config "
                               f"({diff}); convert with the same config, or build from the saved config")
         self.seed = check_seed(state.get("seed", self.seed))
+        self.time = float(state.get("time", 0.0))
         self._read_gen = None
         self._sync()
 
@@ -239,7 +252,36 @@ class Crossbar(nn.Module):
         self.scale.fill_(float(k))
         self.g_pos, self.g_neg = g_pos, g_neg
         self.stuck_pos, self.stuck_neg = stuck_pos, stuck_neg
+        if cfg.time_effect is not None:  # the programmed state and the per-device time parameters
+            for side, g in (("pos", g_pos), ("neg", g_neg)):
+                self.register_buffer(f"g0_{side}", g.clone())  # not an alias: load_state_dict copies in place
+                for name, val in cfg.time_effect.draw(g, dev, gen).items():
+                    self.register_buffer(f"time_{side}_{name}", val)
+        self.time = 0.0
         self._sync()
+
+    @torch.no_grad()
+    def at(self, t: float, generator: torch.Generator | None = None) -> "Crossbar":
+        """Read the array ``t`` seconds after programming: the conductances become those of
+        ``config.time_effect`` at ``t``, from the programmed ones and the per-device parameters drawn at
+        programming (so every ``t`` ages the same instance). Fresh noise at ``t`` (the PCM model's 1/f
+        noise) comes from ``generator`` (default: seeded by the crossbar's seed and ``t``). Aging starts
+        from the conductances :meth:`program` left; writes made after it (in-situ training) are not
+        aged. Returns self."""
+        eff = self.config.time_effect
+        if eff is None:
+            raise ConfigError("Crossbar.at: crossbar.time_effect is not set (e.g. {kind: pcm_drift}); "
+                              "nothing changes the conductances with time")
+        check(isinstance(t, (int, float)) and math.isfinite(t) and t >= 0, "t", t, "must be a time >= 0 seconds")
+        if generator is None:
+            generator = _make_generator((self.seed * 1_000_003 + int(round(t * 1e3)) + 17) % 2**63, self.g_pos.device)
+        bufs = dict(self.named_buffers(recurse=False, remove_duplicate=False))
+        for side in ("pos", "neg"):
+            pre = f"time_{side}_"
+            state = {name[len(pre):]: val for name, val in bufs.items() if name.startswith(pre)}
+            setattr(self, f"g_{side}", eff.at(bufs[f"g0_{side}"], state, float(t), self.memristor, generator))
+        self.time = float(t)
+        return self
 
     # ------------------------------------------------------------------ properties
     @property
@@ -424,6 +466,38 @@ class Crossbar(nn.Module):
         _check_finite(v, "v_in")
         return self._read(v, 1.0, 1.0)
 
+    def _signal(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise-free column currents per row tile ``(T, n_row_tiles, B, cols)`` for input voltages ``v``
+        and the per-cell voltage factor the read noise scales with: ``v`` for ohmic devices; for a
+        device with a nonlinear ``read_iv`` (``I = G·h(V)``) ``h(v)``, exact without wires (``h(v)·G``)
+        and solved by Newton's method with ``line_resistance``
+        (:func:`memristive.circuit.nonlinear.nonlinear_read`)."""
+        iv = getattr(self.config.memristor, "read_iv", None)
+        if iv is None or iv.is_linear:
+            return self._partials(v, *self._read_g()), v
+        hv = iv.shape(v)
+        lr = self.config.line_resistance
+        if lr is None or lr.ideal:
+            return self._partials(hv, *self._read_g()), hv
+        from ..circuit.nonlinear import nonlinear_read
+
+        cur = nonlinear_read(self.g_pos.detach(), self.g_neg.detach(), self.config.mapping.layout, self.config.tile,
+                             v, iv, lr.r_row, lr.r_col, lr.partial_tiles, per_row_tile=True, max_values=lr.max_values)
+        return cur.to(v.dtype), hv
+
+    def _read_nonlinear(self, v: torch.Tensor, out_per_volt: float) -> torch.Tensor:
+        """The read of a memristor with a nonlinear ``read_iv`` (input voltages ``v``): currents from
+        :meth:`_signal`, read noise with per-cell variance ``h(V)²·Var(G)``, R_s, ADC."""
+        cfg = self.config
+        partial, v_noise = self._signal(v)
+        if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
+            partial = partial + self._read_noise(v_noise, partial)
+        partial = partial * cfg.r_s
+        if not cfg.adc.ideal:
+            partial = cfg.adc(partial, self._adc_r if self._adc_r is not None else cfg.adc.range)
+        out = partial * out_per_volt
+        return out.sum(dim=1) if out.shape[1] > 1 else out.squeeze(1)
+
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ W`` in weight units, through DAC, crossbar and ADC: ``(T, B, outputs)``."""
         cfg = self.config
@@ -442,6 +516,9 @@ class Crossbar(nn.Module):
         of a fresh tensor per operation.
         """
         cfg = self.config
+        iv = getattr(cfg.memristor, "read_iv", None)
+        if iv is not None and not iv.is_linear:  # a nonlinear cell I–V (the ohmic path below is untouched)
+            return self._read_nonlinear(x * v_per_unit, out_per_volt)
         g, name = self._read_g()
         partial = self._partials(x, g, name)  # Σ x·G, (T, n_row_tiles, B, cols)
         noisy = cfg.read_noise is not None and cfg.read_noise.sigma > 0
@@ -480,8 +557,8 @@ class Crossbar(nn.Module):
     def calibrate_adc(self, x: torch.Tensor, percentile: float = 100.0) -> float:
         """Fix the ADC full scale (volts) from sample inputs: the given percentile of |partial sums|."""
         cfg = self.config
-        v = cfg.dac(self._as_trials(x, "x")) * cfg.v_read
-        partial = self._partials(v, *self._read_g()) * cfg.r_s
+        v = (cfg.dac(self._as_trials(x, "x")) * cfg.v_read).to(self.g_pos.dtype)
+        partial = self._signal(v)[0] * cfg.r_s
         a = partial.abs().flatten()
         rng = float(a.max()) if percentile >= 100 else float(torch.quantile(a[: 2**24].float(), percentile / 100))
         self.adc_range.fill_(max(rng, 1e-30))

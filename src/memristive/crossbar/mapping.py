@@ -15,6 +15,9 @@ is two devices at G_mid, not two at G_min)::
     k   = (G_max − G_min) / w_max
     G±  = (G_min + G_max)/2 ± k·W/2
 
+``balanced-state`` (``StateBalanced``): as ``balanced`` but centred at the device's mid *state*
+``memristor.g_mid`` (for VTEAM ``G(s=½)``; the same as ``balanced`` for a device linear in conductance).
+
 ``reference`` (one device per weight plus one reference column per column tile at the mid conductance)::
 
     k   = (G_max − G_min) / (2·w_max)          # maps [−w_max, w_max] onto [G_min, G_max]
@@ -37,7 +40,7 @@ import torch
 
 from ..config import Registry, check
 
-__all__ = ["Mapping", "OffsetDifferential", "BalancedDifferential", "ReferenceColumn", "MAPPINGS",
+__all__ = ["Mapping", "OffsetDifferential", "BalancedDifferential", "StateBalanced", "ReferenceColumn", "MAPPINGS",
            "register_mapping", "mapping_from_spec", "check_weights"]
 
 MAPPINGS = Registry("mapping")
@@ -184,6 +187,24 @@ class BalancedDifferential(Mapping):
 
     def affine(self, side, memristor, k, w_max):
         mid = 0.5 * (memristor.g_min + memristor.g_max)
+        return (mid, 0.5 * k) if side == "pos" else (mid, -0.5 * k)
+
+
+@register_mapping("balanced-state")
+@dataclass
+class StateBalanced(Mapping):
+    """Balanced pairs centred at the device's mid *state*: ``G± = G_mid ± k·W/2``, ``k = (G_max − G_min)/w_max``,
+    with ``G_mid = memristor.g_mid`` — for VTEAM ``G(s=½)``, where each device of a pair has the same
+    pulse headroom both ways (with a linear R(s) that is not the conductance midpoint that ``balanced``
+    uses); for a device linear in conductance the two mappings agree. The default of in-situ training
+    on pulsed devices.
+    """
+
+    w_max: float | None = None
+    kind: Literal["balanced-state"] = "balanced-state"
+
+    def affine(self, side, memristor, k, w_max):
+        mid = memristor.g_mid
         return (mid, 0.5 * k) if side == "pos" else (mid, -0.5 * k)
 
 

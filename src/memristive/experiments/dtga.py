@@ -23,7 +23,7 @@ import torch
 from ..config import check, to_dict
 from ..data import load_dataset
 from ..devices.vteam import Variability
-from ..methods.dtga import DT_RULES, SCHEMES, InSituConfig, InSituMLP, PulsedLinear, train_insitu
+from ..methods.dtga import DT_RULES, SCHEMES, DTGAConfig, InSituMLP, PulsedLinear, train_insitu
 from .runner import RunFolder, experiment
 
 _DATA_CACHE: dict = {}
@@ -55,7 +55,7 @@ class DTGACompareConfig:
     trials: int = 2
     seed: int = 0
     threads: int = 1
-    insitu: InSituConfig = field(default_factory=InSituConfig)
+    insitu: DTGAConfig = field(default_factory=DTGAConfig)
 
     def __post_init__(self) -> None:
         check(self.dataset in ("mnist", "fashion-mnist"), "dataset", self.dataset, "must be 'mnist' or 'fashion-mnist'")
@@ -78,11 +78,11 @@ def _threads(n: int):
         torch.set_num_threads(old)
 
 
-def _with_scheme(insitu: InSituConfig, scheme: str, **rule) -> InSituConfig:
+def _with_scheme(insitu: DTGAConfig, scheme: str, **rule) -> DTGAConfig:
     return dataclasses.replace(insitu, update=dataclasses.replace(insitu.update, scheme=scheme, **rule))
 
 
-def _train(run: RunFolder, key: str, insitu: InSituConfig, data, epochs: int, trials: int, seed: int,
+def _train(run: RunFolder, key: str, insitu: DTGAConfig, data, epochs: int, trials: int, seed: int,
            noise, desc: str) -> list[dict]:
     """Train one batched model (resumable per key); returns the per-epoch history."""
 
@@ -233,7 +233,7 @@ class DTGANoiseConfig:
     trials: int = 1
     seed: int = 0
     threads: int = 1
-    insitu: InSituConfig = field(default_factory=InSituConfig)
+    insitu: DTGAConfig = field(default_factory=DTGAConfig)
 
     def __post_init__(self) -> None:
         for d in self.datasets:
@@ -339,7 +339,7 @@ class DTGAAblationConfig:
     trials: int = 1
     seed: int = 0
     threads: int = 1
-    insitu: InSituConfig = field(default_factory=InSituConfig)
+    insitu: DTGAConfig = field(default_factory=DTGAConfig)
 
     def __post_init__(self) -> None:
         check(self.dataset in ("mnist", "fashion-mnist"), "dataset", self.dataset, "must be 'mnist' or 'fashion-mnist'")
@@ -425,7 +425,7 @@ class DTGARegimeConfig:
     trials: int = 1
     seed: int = 0
     threads: int = 1
-    insitu: InSituConfig = field(default_factory=InSituConfig)
+    insitu: DTGAConfig = field(default_factory=DTGAConfig)
 
     def __post_init__(self) -> None:
         check(self.dataset in ("mnist", "fashion-mnist"), "dataset", self.dataset, "must be 'mnist' or 'fashion-mnist'")
@@ -514,7 +514,7 @@ def _regime_body(cfg: DTGARegimeConfig, run: RunFolder) -> dict:
             "dw0_per_width": dw0, "paper": PAPER[cfg.dataset]}
 
 
-def _dw0_of(insitu: InSituConfig, width: float) -> list[float]:
+def _dw0_of(insitu: DTGAConfig, width: float) -> list[float]:
     """The nominal one-pulse weight step Δw₀ of each layer at this pulse width (θ's unit)."""
     dev = dataclasses.replace(insitu.device, write=dataclasses.replace(insitu.device.write, width=width))
     return [PulsedLinear(2, 2, True, insitu.layer_mapping(i), dev, Variability(), 1, None, None, torch.Generator(),

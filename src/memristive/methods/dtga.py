@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from ..config import ConfigError, check
 from ..crossbar import Crossbar
-from ..crossbar.mapping import Mapping, mapping_from_spec, register_mapping
+from ..crossbar.mapping import Mapping, mapping_from_spec
 from ..devices.vteam import Variability, VTEAMCells, VTEAMDevice, as_vteam, pulse_energy, window_integral
 
 SCHEMES = ("baseline", "dt", "ga", "dtga")
@@ -198,24 +198,6 @@ def pulses_for_update(rule: UpdateRule, acc: torch.Tensor, step: torch.Tensor, t
 
 
 # ============================================================================ the in-situ layer
-@register_mapping("balanced-state")
-@dataclass
-class StateBalanced(Mapping):
-    """Balanced pairs centred at the device's mid *state*: ``G± = G_mid ± k·W/2``, ``k = (G_max − G_min)/w_max``,
-    with ``G_mid = memristor.g_mid`` — for VTEAM ``G(s=½)``, where each device of a pair has the same
-    pulse headroom both ways (with a linear R(s) that is not the conductance midpoint that ``balanced``
-    uses); for a device linear in conductance the two mappings agree. The default of in-situ training
-    on pulsed devices.
-    """
-
-    w_max: float | None = None
-    kind: Literal["balanced-state"] = "balanced-state"
-
-    def affine(self, side, memristor, k, w_max):
-        mid = memristor.g_mid
-        return (mid, 0.5 * k) if side == "pos" else (mid, -0.5 * k)
-
-
 class PulsedLinear(nn.Module):
     """One weight matrix ``(inputs[+1 bias row], outputs)`` on a crossbar of VTEAM devices, trained by pulses.
 
@@ -383,7 +365,7 @@ ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh,
 
 
 @dataclass
-class InSituConfig:
+class DTGAConfig:
     """An MLP trained in situ on VTEAM differential pairs (see the module docstring).
 
     ``device`` is a VTEAM preset name or parameters; its ``write`` pulse is the programming pulse.
@@ -431,7 +413,7 @@ class InSituMLP(nn.Module):
     robustness sweep runs as one batched model.
     """
 
-    def __init__(self, cfg: InSituConfig, trials: int = 1, seed: int = 0, noise: float | list[float] | None = None) -> None:
+    def __init__(self, cfg: DTGAConfig, trials: int = 1, seed: int = 0, noise: float | list[float] | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         gen = torch.Generator().manual_seed(seed)

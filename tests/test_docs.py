@@ -44,7 +44,9 @@ FENCE = re.compile(r"^```\s*([A-Za-z0-9_+-]*)\s*$")
 # so the owner removes the entry when the block runs (or marks it no-exec with a reason).
 KNOWN_BROKEN: dict[str, str] = {
     "docs/calibration.md:L21": "docs owner: sketch (`model = ...`, x_train undefined); make it runnable or mark no-exec",
-    "docs/circuit.md:L92": "docs owner: continues the block above (uses torch, xb); add `<!-- continues -->` before it",
+    "docs/circuit.md:L105": "docs owner: continues the block above (uses torch, xb); add `<!-- continues -->` before it",
+    "docs/physics.md:L30": "docs owner: sketch (x undefined); make it runnable or mark no-exec",
+    "docs/physics.md:L54": "docs owner: continues the block above (g_prog); add `<!-- continues -->` or make it runnable",
     "docs/dtga.md:L235": "docs owner: sketch (w, x_train undefined); make it runnable or mark no-exec",
     "docs/gru.md:L23": "docs owner: sketch (`...train...` is not Python); make it runnable or mark no-exec",
     "docs/gru.md:L114": "docs owner: sketch (x_train undefined); make it runnable or mark no-exec",

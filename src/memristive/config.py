@@ -297,7 +297,7 @@ def load_config(path: str | Path) -> dict:
     except ConfigError:
         raise
     except Exception as exc:  # parse errors of any of the three formats
-        raise ConfigError(f"config file {str(path)!r} could not be parsed: {exc}") from None
+        raise ConfigError(f"config file {str(path)!r} could not be parsed: {' '.join(str(exc).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

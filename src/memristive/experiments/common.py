@@ -126,10 +126,17 @@ class SoftwareMLPConfig:
                       "or null for all")
 
 
+_FULL: dict = {}
+
+
 def load_data(name: str, n_train: int | None, n_test: int | None):
-    """``memristive.data.load_dataset(name, n_train=..., n_test=...)`` (the one loader; kept under this
-    name for the experiments that import it from here)."""
-    return load_dataset(name, n_train=n_train, n_test=n_test)
+    """``memristive.data.load_dataset(name)`` parsed once per process (several experiments in one
+    session share it), then its first ``n_train`` / ``n_test`` samples (a ConfigError names the key
+    when there are fewer)."""
+    if name not in _FULL:
+        _FULL[name] = load_dataset(name)
+    data = _FULL[name]
+    return data.subset(n_train, n_test) if (n_train is not None or n_test is not None) else data
 
 
 def software_mlp(run: RunFolder, data, sizes: list[int], epochs: int, lr: float, batch_size: int,

@@ -21,20 +21,10 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import check, to_dict
-from ..data import load_dataset
 from ..devices.vteam import Variability
 from ..methods.dtga import DT_RULES, SCHEMES, DTGAConfig, InSituMLP, PulsedLinear, train_insitu
+from .common import load_data
 from .runner import RunFolder, experiment
-
-_DATA_CACHE: dict = {}
-
-
-def load_data(name: str, n_train: int | None, n_test: int | None):
-    """The dataset (parsed once per process: several experiments in one session share it), subset."""
-    if name not in _DATA_CACHE:
-        _DATA_CACHE[name] = load_dataset(name)
-    data = _DATA_CACHE[name]
-    return data.subset(n_train, n_test) if (n_train or n_test) else data
 
 PAPER = {
     "mnist": {"baseline": 82.98, "dtga": 96.15, "noise_tolerance": 0.03},

@@ -163,3 +163,21 @@ def test_quantizer_core_by_hand():
     # zero point: unsigned 2-bit grid, s = 1, z = 1 -> values in {-1, 0, 1, 2}
     assert quantize(torch.tensor([-3.0, 0.4, 1.6, 9.0]), 1.0, 0, 3, zero_point=1, grad="none").tolist() == [-1, 0, 2, 2]
     assert quantize_levels(torch.tensor([1.1, 1.6]), 1.0, 2.0, 3).tolist() == [1.0, 1.5]
+
+
+def test_one_field_of_the_configured_device_and_presets_from_a_file(tmp_path, monkeypatch):
+    from memristive.devices import load_presets
+
+    base = CrossbarConfig()  # ti-alox-taox, 1-12 kOhm
+    cfg = from_dict(CrossbarConfig, {"memristor": {"r_on": 2000.0}}, base=base)  # --set crossbar.memristor.r_on=2000
+    assert cfg.memristor.g_max == pytest.approx(5e-4) and cfg.memristor.g_min == pytest.approx(1 / 12e3)
+    f = tmp_path / "presets.yaml"
+    f.write_text("my-rram: {kind: linear, r_on: 5000, r_off: 50000, levels: 32}\n")
+    assert load_presets(f) == ["my-rram"]
+    assert from_dict(CrossbarConfig, {"memristor": "my-rram"}).memristor.levels == 32
+    f.write_text("bad-one: {kind: linear, r_on: 5000, r_off: 100}\n")
+    with pytest.raises(ConfigError, match=r"presets\[bad-one\].r_on=5000"):
+        load_presets(f)
+    f.write_text("env-one: {g_min: 1.0e-6, g_max: 1.0e-4}\n")
+    monkeypatch.setenv("MEMRISTIVE_PRESETS", str(f))
+    assert from_dict(CrossbarConfig, {"memristor": "env-one"}).memristor.g_max == pytest.approx(1e-4)

@@ -18,6 +18,7 @@ Kinds register where they are defined (``@register_device("linear")``) and prese
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import torch
@@ -25,7 +26,8 @@ import torch
 from ..config import ConfigError, Registry
 from ..quantizer import quantize_levels
 
-__all__ = ["Device", "DEVICES", "PRESETS", "register_device", "register_preset", "preset", "device_from_spec"]
+__all__ = ["Device", "DEVICES", "PRESETS", "register_device", "register_preset", "preset", "device_from_spec",
+           "load_presets"]
 
 
 class _DeviceRegistry(Registry):
@@ -37,7 +39,24 @@ class _DeviceRegistry(Registry):
         if isinstance(value, dict) and "preset" in value:
             overrides = {k: v for k, v in value.items() if k != "preset"}
             return preset(value["preset"], key=key, **overrides)
+        if isinstance(value, dict) and isinstance(base, Device) and value.get("kind", base.kind) == base.kind:
+            # single fields laid over the configured device (``--set crossbar.memristor.r_on=2000``)
+            from ..config import from_dict, to_dict
+
+            return from_dict(type(base), _overlay(to_dict(base), value), prefix=key)
         return super().build(value, key, base)
+
+
+def _overlay(params: dict, overrides: dict) -> dict:
+    """``params`` with ``overrides``; a range given as resistances replaces one given as conductances and
+    vice versa (a device is set by one pair)."""
+    data = dict(params)
+    if {"g_min", "g_max"} & set(overrides):
+        data = {k: v for k, v in data.items() if k not in ("r_on", "r_off")}
+    if {"r_on", "r_off"} & set(overrides):
+        data = {k: v for k, v in data.items() if k not in ("g_min", "g_max")}
+    data.update(overrides)
+    return data
 
 
 DEVICES = _DeviceRegistry("device", default_kind="linear")
@@ -58,19 +77,33 @@ def preset(name: str, /, key: str = "memristor", **overrides) -> "Device":
     """A named device preset, e.g. ``preset("ti-alox-taox")``; ``overrides`` replace single fields."""
     from ..config import from_dict
 
+    if isinstance(name, str) and name not in PRESETS and os.environ.get("MEMRISTIVE_PRESETS"):
+        load_presets(os.environ["MEMRISTIVE_PRESETS"])
     if not isinstance(name, str) or name not in PRESETS:
-        raise ConfigError(f"{key}={name!r}: unknown device preset; known presets: {sorted(PRESETS)}")
+        raise ConfigError(f"{key}={name!r}: unknown device preset; known presets: {sorted(PRESETS)}"
+                          " (your own: a YAML file of presets in MEMRISTIVE_PRESETS, or load_presets(path))")
     kind, params = PRESETS[name]
     cls = DEVICES[kind]
-    data = dict(params)
-    # a preset given as resistances is overridden as resistances (and vice versa): drop the other pair
-    if {"g_min", "g_max"} & set(overrides):
-        data = {k: v for k, v in data.items() if k not in ("r_on", "r_off")}
-    if {"r_on", "r_off"} & set(overrides):
-        data = {k: v for k, v in data.items() if k not in ("g_min", "g_max")}
-    data.update(overrides)
+    data = _overlay(params, overrides)
     data.setdefault("kind", kind)
     return from_dict(cls, data, prefix=key)
+
+
+def load_presets(path) -> list[str]:
+    """Register the named presets of a YAML/TOML/JSON file ``{name: {kind: linear, r_on: ..., ...}}``
+    (each validated by building it); returns their names. ``MEMRISTIVE_PRESETS=path`` loads one on demand."""
+    from ..config import load_config
+
+    data = load_config(path)
+    names = []
+    for name, params in data.items():
+        if not isinstance(params, dict):
+            raise ConfigError(f"presets file {str(path)!r}: {name}={params!r}: expected a mapping of device parameters")
+        kind = params.get("kind", DEVICES.default_kind)
+        DEVICES.build({**params, "kind": kind}, f"presets[{name}]")  # validate before registering
+        register_preset(name, kind, **{k: v for k, v in params.items() if k != "kind"})
+        names.append(name)
+    return names
 
 
 def device_from_spec(spec: Any, key: str = "memristor") -> "Device":

@@ -181,10 +181,9 @@ def test_bad_parameters_name_the_key():
         ConstantStepDevice().program(torch.tensor([1.0]))
 
 
-@pytest.mark.parametrize("dev", DEVICES, ids=lambda d: d.kind)
+# constant step sums both trains before the bounds (tested above), so it is not in this list
+@pytest.mark.parametrize("dev", [d for d in DEVICES if not isinstance(d, ConstantStepDevice)], ids=lambda d: d.kind)
 def test_pulse_pair_is_up_train_then_down_train(dev):
-    if isinstance(dev, ConstantStepDevice):
-        pytest.skip("constant step sums both trains before the bounds (tested above)")
     g = dev.g_min + torch.tensor([0.1, 0.5, 0.8, 0.97], dtype=torch.float64) * dev.g_range
     up = torch.tensor([3.0, 0.0, 12.0, 9.0], dtype=torch.float64)
     dn = torch.tensor([5.0, 4.0, 2.0, 0.0], dtype=torch.float64)

@@ -131,7 +131,7 @@ class CrossbarMatrix(nn.Module):
     @property
     def linear(self) -> bool:
         """True when the array is a plain linear map (ideal DAC/ADC, no read noise, no IR drop)."""
-        return is_linear_read(self.crossbar.config)
+        return self.programmed().linear
 
     @property
     def trials(self) -> int:
@@ -139,7 +139,7 @@ class CrossbarMatrix(nn.Module):
 
     def weights(self) -> torch.Tensor:
         """Effective weights ``(T, rows, cols)`` the array realises (codes × scales)."""
-        return self.crossbar.weights() * self.scale
+        return self.programmed().weights()
 
     def quantized(self, w: torch.Tensor) -> torch.Tensor:
         """``w`` as the array stores it, fake-quantized with a straight-through gradient."""

@@ -240,6 +240,12 @@ class VTEAMDevice(Device):
         return pulse_conductance(g, torch.as_tensor(n, dtype=g.dtype, device=g.device), u_set, u_reset, self.r_on,
                                  self.r_off, self.iv, substeps=self.substeps, change=True, **self.window_params())
 
+    def pulse_energy(self, g_before: torch.Tensor, g_after: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """Joule energy (J) per device of a train of ``|n|`` ``write`` pulses, SET for ``n > 0`` and RESET for
+        ``n < 0`` (what :meth:`pulse` applied): :func:`pulse_energy` with the train's polarity."""
+        n = torch.as_tensor(n, dtype=g_before.dtype, device=g_before.device)
+        return pulse_energy(n.clamp(min=0), (-n).clamp(min=0), g_before, g_after, self.write)
+
     def current(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Read current ``i = v/R(s)`` of a device holding ``g``. The state does not move while
         ``v_on ≤ v ≤ v_off`` (:meth:`check_read_voltage`), so at a read ``i = v·g``."""

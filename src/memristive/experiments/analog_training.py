@@ -1,10 +1,11 @@
-"""``memristive run analog-training``: in-situ analog training, every optimizer × every device.
+"""``memristive run analog-training``: in-situ analog training, every optimizer × device × network.
 
-A 784×256×10 ReLU MLP (no bias) is converted to crossbars (balanced pairs, fixed ``w_max``) of each
-pulsed device and trained from the same initial weights on the same mini-batches by each optimizer
-of :mod:`memristive.methods.analog_optim`; after every epoch the test accuracy (per Monte Carlo
-trial), the pulses written and the programming energy are recorded. One table (CSV + results.json)
-and one plot per dataset. A digital SGD run of the same network is the reference line.
+A 784×256×10 ReLU MLP (no bias) and LeNet-5 (:func:`~memristive.experiments.cnn.lenet5`, its biases
+digital) are converted to crossbars (balanced pairs, fixed ``w_max``) of each pulsed device and
+trained from the same initial weights on the same mini-batches by each optimizer of
+:mod:`memristive.methods.analog_optim`; after every epoch the test accuracy (per Monte Carlo trial),
+the pulses written and the programming energy are recorded. One table (CSV + results.json) and one
+plot per dataset. A digital SGD run of the same network is the reference line.
 """
 
 from __future__ import annotations
@@ -15,38 +16,42 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ConfigError, check
+from ..config import check
 from ..crossbar import CrossbarConfig
 from ..devices import DEVICES, PRESETS, device_from_spec
 from ..methods.analog_optim import AnalogSGD, MixedPrecision, TikiTaka, trial_loss
 from ..nn import convert, mlp
+from .cnn import lenet5
 from .common import load_data
 from .runner import RunFolder, experiment
 
-# VTEAM (its DTGA preset "dtga": MemTorch kinetics, 10-100 kOhm) joins the device registry with the DTGA
-# work on the core; until then the experiment records it as unavailable instead of failing (any other
-# unknown name is a config error)
-PENDING_DEVICES = {"dtga": "the VTEAM preset 'dtga' is not registered on this branch (it registers with the DTGA "
-                           "helper's VTEAMDevice on the core's Device interface)",
-                   "vteam": "the VTEAM device is not registered on this branch (it registers with the DTGA "
-                            "helper's VTEAMDevice on the core's Device interface)"}
 OPTIMIZERS = ("sgd-stochastic", "sgd-deterministic", "manhattan", "mixed-precision", "tiki-taka", "tiki-taka-v2")
+MODELS = ("mlp", "lenet5")
 
 
 @dataclass
 class AnalogTrainingConfig:
-    """Optimizers × devices × datasets. ``devices`` are preset names (``memristive devices``) or a
-    registered kind with its defaults; ``dtga`` is the VTEAM preset of the DTGA work; ``lr`` is the
-    learning rate of every optimizer's gradient step (Tiki-Taka: onto the fast array), ``transfer_lr`` Tiki-Taka's transfer rate and
-    ``transfer_rows`` the rows of the fast array read per mini-batch (100 = one per sample, as aihwkit's
-    default ``transfer_every`` = 1 mat-vec)."""
+    """Optimizers × devices × networks × datasets. ``devices`` are preset names (``memristive devices``)
+    or a registered kind with its defaults; ``dtga`` is the VTEAM preset of the DTGA work; ``models``:
+    ``mlp`` (``sizes``, no bias) and/or ``lenet5`` (biases trained digitally by SGD at ``lr``, as in the
+    periphery); ``lr`` is the learning rate of every optimizer's gradient step (Tiki-Taka: onto the
+    fast array), ``transfer_lr`` Tiki-Taka's transfer rate and ``transfer_rows`` the rows of the fast
+    array read per mini-batch (100 = one per sample, as aihwkit's default ``transfer_every`` = 1
+    mat-vec; all rows of a layer with fewer). ``lenet_n_train``/``lenet_epochs`` (null: ``n_train``/``epochs``)
+    size LeNet-5's training separately (its convolutions update on every patch: more work per image).
+    Arrays are balanced pairs centred at each device's mid state (``balanced-state``; for devices linear
+    in conductance the same as ``balanced``) with ``w_max`` (``device_w_max`` per device: VTEAM's pairs
+    centred at s = ½ can be programmed to |W| ≤ 0.18·w_max only — the conductance below the mid state is
+    0.8·10⁻⁵ S of its 9·10⁻⁵ S range — so LeNet-5's initial kernels (|W| ≤ 0.2) need w_max ≥ 1.1)."""
 
     datasets: list[str] = field(default_factory=lambda: ["mnist", "fashion-mnist"])
+    models: list[str] = field(default_factory=lambda: list(MODELS))
     optimizers: list[str] = field(default_factory=lambda: list(OPTIMIZERS))
     devices: list[str] = field(default_factory=lambda: ["symmetric-constant-step", "asymmetric-soft-bounds", "dtga"])
     sizes: list[int] = field(default_factory=lambda: [784, 256, 10])
     activation: str = "relu"
     w_max: float = 1.0
+    device_w_max: dict[str, float] = field(default_factory=lambda: {"dtga": 2.0})
     lr: float = 0.1
     transfer_lr: float = 1.0
     transfer_rows: int = 100
@@ -56,6 +61,8 @@ class AnalogTrainingConfig:
     batch_size: int = 100
     n_train: int | None = 20000
     n_test: int | None = None
+    lenet_n_train: int | None = 10000
+    lenet_epochs: int | None = 3
     trials: int = 1
     seed: int = 0
     threads: int = 1
@@ -63,25 +70,57 @@ class AnalogTrainingConfig:
     def __post_init__(self) -> None:
         for d in self.datasets:
             check(d in ("mnist", "fashion-mnist"), "datasets", d, "each must be 'mnist' or 'fashion-mnist'")
+        check(len(self.models) >= 1, "models", self.models, f"need at least one of {list(MODELS)}")
+        for m in self.models:
+            check(m in MODELS, "models", m, f"each must be one of {list(MODELS)}")
         for o in self.optimizers:
             check(o in OPTIMIZERS, "optimizers", o, f"each must be one of {list(OPTIMIZERS)}")
         for d in self.devices:
-            check(isinstance(d, str) and (d in PRESETS or d in DEVICES or d in PENDING_DEVICES), "devices", d,
+            check(isinstance(d, str) and (d in PRESETS or d in DEVICES), "devices", d,
                   f"each must be a device preset {sorted(PRESETS)} or a registered kind {sorted(DEVICES)}")
+            dev = device_for(d)
+            check(getattr(dev, "has_pulse_response", False), "devices", d,
+                  "must have a pulse response (in-situ training writes pulses)")
+        check(self.sizes[0] == 784, "sizes", self.sizes, "must start with 784 (28x28 images)")
         check(len(self.sizes) >= 2 and all(int(s) >= 1 for s in self.sizes), "sizes", self.sizes, "need >= 2 positive sizes")
+        for d, v in self.device_w_max.items():
+            check(d in PRESETS or d in DEVICES, "device_w_max", d,
+                  f"keys must be device presets {sorted(PRESETS)} or registered kinds {sorted(DEVICES)}")
+            check(isinstance(v, (int, float)) and v > 0, f"device_w_max.{d}", v, "must be > 0")
         for key in ("w_max", "lr", "transfer_lr"):
             check(getattr(self, key) > 0, key, getattr(self, key), "must be > 0")
         check(self.transfer_rows >= 1, "transfer_rows", self.transfer_rows, "must be >= 1")
         check(self.manhattan_threshold >= 0, "manhattan_threshold", self.manhattan_threshold, "must be >= 0")
         check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        check(self.lenet_epochs is None or self.lenet_epochs >= 1, "lenet_epochs", self.lenet_epochs, "must be >= 1 or null")
+        for key in ("n_train", "lenet_n_train", "n_test"):
+            v = getattr(self, key)
+            check(v is None or v >= 1, key, v, "must be >= 1 or null (all)")
         check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         check(self.trials >= 1, "trials", self.trials, "must be >= 1")
         check(self.threads >= 1, "threads", self.threads, "must be >= 1")
+
+    def train_size(self, model: str) -> int | None:
+        return self.lenet_n_train if model == "lenet5" else self.n_train
+
+    def n_epochs(self, model: str) -> int:
+        return self.lenet_epochs if model == "lenet5" and self.lenet_epochs is not None else self.epochs
 
 
 def device_for(name: str):
     """A preset by name, else a registered kind with its default parameters."""
     return device_from_spec(name if name in PRESETS else {"kind": name}, "devices")
+
+
+def build_network(model: str, cfg: AnalogTrainingConfig) -> torch.nn.Module:
+    """The digital network (seeded as in every run of this experiment)."""
+    torch.manual_seed(cfg.seed)
+    return lenet5(1, 10, 28) if model == "lenet5" else mlp(cfg.sizes, cfg.activation)
+
+
+def inputs(model: str, x: torch.Tensor) -> torch.Tensor:
+    """Flattened images ``(N, 784)`` as the network takes them."""
+    return x.view(-1, 1, 28, 28) if model == "lenet5" else x
 
 
 def make_optimizer(name: str, model, cfg: AnalogTrainingConfig, seed: int):
@@ -107,93 +146,98 @@ def accuracy(model, x, y, batch: int = 2000) -> torch.Tensor:
     return correct / len(x)
 
 
-def train_one(cfg: AnalogTrainingConfig, data, opt_name: str, dev_name: str, progress: bool = True) -> dict:
-    """Train one optimizer on one device; per-epoch accuracy (per trial), cumulative pulses and energy."""
+def train_one(cfg: AnalogTrainingConfig, data, model_name: str, opt_name: str, dev_name: str,
+              progress: bool = True) -> dict:
+    """Train one optimizer on one device; per-epoch accuracy (per trial), cumulative pulses and energy.
+    Digital parameters (LeNet-5's biases) get plain SGD at the same ``lr``."""
     dev = device_for(dev_name)
-    torch.manual_seed(cfg.seed)
-    net = mlp(cfg.sizes, cfg.activation)
-    xcfg = CrossbarConfig(memristor=dev, mapping={"kind": "balanced", "w_max": cfg.w_max}, v_read=0.01)
+    net = build_network(model_name, cfg)
+    xcfg = CrossbarConfig(memristor=dev, mapping={"kind": "balanced-state", "w_max": cfg.device_w_max.get(dev_name, cfg.w_max)}, v_read=0.01)
     model = convert(net, xcfg, trials=cfg.trials, seed=cfg.seed)
     opt = make_optimizer(opt_name, model, cfg, cfg.seed)
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    digital = torch.optim.SGD(biases, lr=cfg.lr) if biases else None
+    x_train, x_test = inputs(model_name, data.x_train), inputs(model_name, data.x_test)
     gen = torch.Generator().manual_seed(cfg.seed)
     epochs = []
     t0 = time.perf_counter()
-    for e in range(cfg.epochs):
-        perm = torch.randperm(len(data.x_train), generator=gen)
+    for e in range(cfg.n_epochs(model_name)):
+        perm = torch.randperm(len(x_train), generator=gen)
         steps = range(0, len(perm), cfg.batch_size)
-        for i in tqdm(steps, desc=f"{opt_name} / {dev_name} epoch {e + 1}", disable=not progress, leave=False):
+        for i in tqdm(steps, desc=f"{model_name} {opt_name} / {dev_name} epoch {e + 1}", disable=not progress,
+                      leave=False):
             idx = perm[i : i + cfg.batch_size]
             opt.zero_grad()
-            trial_loss(model(data.x_train[idx]), data.y_train[idx]).backward()
+            if digital is not None:
+                digital.zero_grad()
+            trial_loss(model(x_train[idx]), data.y_train[idx]).backward()
             opt.step()
-        acc = accuracy(model, data.x_test, data.y_test)
+            if digital is not None:
+                # trial_loss sums over trials: the shared bias's gradient is the trials' sum; use their mean
+                for p in biases:
+                    p.grad.div_(cfg.trials)
+                digital.step()
+        acc = accuracy(model, x_test, data.y_test)
         tot = opt.totals()
         epochs.append({"epoch": e + 1, "accuracy": (acc * 100).tolist(), "accuracy_mean": float(acc.mean() * 100),
                        "pulses": tot["pulses"], "energy_j": tot["energy"], "wall_s": time.perf_counter() - t0})
     opt.close()
-    return {"optimizer": opt_name, "device": dev_name, "device_params": repr(dev), "epochs": epochs}
+    return {"model": model_name, "optimizer": opt_name, "device": dev_name, "device_params": repr(dev),
+            "epochs": epochs}
 
 
-def digital_reference(cfg: AnalogTrainingConfig, data) -> list[float]:
+def digital_reference(cfg: AnalogTrainingConfig, data, model_name: str) -> list[float]:
     """Test accuracy per epoch of the same network trained by digital SGD (same lr, batches, init)."""
-    torch.manual_seed(cfg.seed)
-    net = mlp(cfg.sizes, cfg.activation)
+    net = build_network(model_name, cfg)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
+    x_train, x_test = inputs(model_name, data.x_train), inputs(model_name, data.x_test)
     gen = torch.Generator().manual_seed(cfg.seed)
     out = []
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(len(data.x_train), generator=gen)
+    for _ in range(cfg.n_epochs(model_name)):
+        perm = torch.randperm(len(x_train), generator=gen)
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(data.x_train[idx]), data.y_train[idx]).backward()
+            torch.nn.functional.cross_entropy(net(x_train[idx]), data.y_train[idx]).backward()
             opt.step()
         with torch.no_grad():
-            out.append(float((net(data.x_test).argmax(-1) == data.y_test).double().mean() * 100))
+            out.append(float((net(x_test).argmax(-1) == data.y_test).double().mean() * 100))
     return out
 
 
 @experiment(
     "analog-training",
-    "784x256x10 MLP trained in situ on pulsed devices: analog SGD (stochastic/deterministic), Manhattan, "
-    "mixed precision, Tiki-Taka v1/v2 x symmetric constant step / asymmetric soft bounds / VTEAM ('dtga' preset)",
+    "784x256x10 MLP and LeNet-5 trained in situ on pulsed devices: analog SGD (stochastic/deterministic), "
+    "Manhattan, mixed precision, Tiki-Taka v1/v2 x symmetric constant step / asymmetric soft bounds / VTEAM ('dtga')",
     AnalogTrainingConfig,
-    quick=dict(n_train=2000, n_test=500, epochs=1),
+    quick=dict(n_train=2000, lenet_n_train=500, n_test=500, epochs=1, lenet_epochs=1),
 )
 def run_analog_training(cfg: AnalogTrainingConfig, run: RunFolder) -> dict:
     torch.set_num_threads(cfg.threads)
-    unavailable = {}
-    for d in cfg.devices:
-        if d not in PRESETS and d not in DEVICES:
-            unavailable[d] = PENDING_DEVICES[d]
-            continue
-        try:
-            dev = device_for(d)
-            if not getattr(dev, "has_pulse_response", False):
-                unavailable[d] = f"{type(dev).__name__} has no pulse response"
-        except ConfigError as exc:
-            unavailable[d] = str(exc)
-    devices = [d for d in cfg.devices if d not in unavailable]
     tables = {}
     for ds in cfg.datasets:
-        data = load_data(ds, cfg.n_train, cfg.n_test)
-        ref = run.checkpoint(f"{ds}__digital", lambda: digital_reference(cfg, data))
-        rows = []
-        for opt_name in cfg.optimizers:
-            for dev_name in devices:
-                res = run.checkpoint(f"{ds}__{opt_name}__{dev_name}", lambda: train_one(cfg, data, opt_name, dev_name))
-                for ep in res["epochs"]:
-                    rows.append({"dataset": ds, "optimizer": opt_name, "device": dev_name, "epoch": ep["epoch"],
-                                 "accuracy_mean": round(ep["accuracy_mean"], 3), "pulses": ep["pulses"],
-                                 "energy_j": ep["energy_j"], "wall_s": round(ep["wall_s"], 2)})
-        run.write_csv(f"{ds}.csv", rows)
-        final = [r for r in rows if r["epoch"] == cfg.epochs]
-        tables[ds] = {"digital_sgd": [round(a, 3) for a in ref], "data_source": data.source, "final": final}
-        _plot(run, ds, rows, ref, cfg)
-    return {"tables": tables, "unavailable_devices": unavailable}
+        tables[ds] = {}
+        for model_name in cfg.models:
+            data = load_data(ds, cfg.train_size(model_name), cfg.n_test)
+            ref = run.checkpoint(f"{ds}__{model_name}__digital", lambda: digital_reference(cfg, data, model_name))
+            rows = []
+            for opt_name in cfg.optimizers:
+                for dev_name in cfg.devices:
+                    res = run.checkpoint(f"{ds}__{model_name}__{opt_name}__{dev_name}",
+                                         lambda: train_one(cfg, data, model_name, opt_name, dev_name))
+                    for ep in res["epochs"]:
+                        rows.append({"dataset": ds, "model": model_name, "optimizer": opt_name, "device": dev_name,
+                                     "epoch": ep["epoch"], "accuracy_mean": round(ep["accuracy_mean"], 3),
+                                     "pulses": ep["pulses"], "energy_j": ep["energy_j"], "wall_s": round(ep["wall_s"], 2)})
+            run.write_csv(f"{ds}_{model_name}.csv", rows)
+            final = [r for r in rows if r["epoch"] == cfg.n_epochs(model_name)]
+            tables[ds][model_name] = {"digital_sgd": [round(a, 3) for a in ref], "data_source": data.source,
+                                      "n_train": len(data.x_train), "epochs": cfg.n_epochs(model_name), "final": final}
+            _plot(run, ds, model_name, rows, ref, cfg)
+    return {"tables": tables}
 
 
-def _plot(run: RunFolder, ds: str, rows: list[dict], ref: list[float], cfg: AnalogTrainingConfig) -> None:
+def _plot(run: RunFolder, ds: str, model_name: str, rows: list[dict], ref: list[float], cfg: AnalogTrainingConfig) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,7 +245,7 @@ def _plot(run: RunFolder, ds: str, rows: list[dict], ref: list[float], cfg: Anal
 
     devices = sorted({r["device"] for r in rows}, key=cfg.devices.index)
     fig, axes = plt.subplots(1, max(1, len(devices)), figsize=(4.2 * max(1, len(devices)), 3.8), sharey=True, squeeze=False)
-    epochs = list(range(1, cfg.epochs + 1))
+    epochs = list(range(1, cfg.n_epochs(model_name) + 1))
     for ax, dev in zip(axes[0], devices):
         for j, opt in enumerate(cfg.optimizers):
             pts = [r for r in rows if r["device"] == dev and r["optimizer"] == opt]
@@ -213,8 +257,9 @@ def _plot(run: RunFolder, ds: str, rows: list[dict], ref: list[float], cfg: Anal
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{ds}: {'×'.join(map(str, cfg.sizes))} MLP trained in situ", fontsize=10)
-    run.save_figure(fig, f"{ds}_accuracy.png")
+    net = "LeNet-5" if model_name == "lenet5" else f"{'×'.join(map(str, cfg.sizes))} MLP"
+    fig.suptitle(f"{ds}: {net} trained in situ ({cfg.train_size(model_name) or 'all'} training images)", fontsize=10)
+    run.save_figure(fig, f"{ds}_{model_name}_accuracy.png")
 
 
 # ============================================================================ the Tiki-Taka toy problem

@@ -358,7 +358,7 @@ def memristor_of(crossbar: nn.Module):
 
 def pulse_step(dev) -> tuple[float, float]:
     """``(ΔG_up, ΔG_down)`` (siemens, magnitudes) of one pulse of the nominal device at its centre
-    state (the mid conductance for devices without a centre), measured through ``dev.pulse``."""
+    state (``dev.g_mid`` for devices without a centre: where balanced pairs sit), measured through ``dev.pulse``."""
     if not getattr(dev, "has_pulse_response", False):
         raise ConfigError(f"device {getattr(dev, 'kind', type(dev).__name__)!r} has no pulse response; "
                           "in-situ analog training needs a device with pulse() (e.g. a pulsed device preset)")
@@ -367,7 +367,7 @@ def pulse_step(dev) -> tuple[float, float]:
         s_up, s_dn = steps(torch.tensor(dev.centre, dtype=torch.float64))
         up, dn = float(s_up) * dev.g_range, float(s_dn) * dev.g_range
     else:
-        g = torch.tensor([(dev.g_min + dev.g_max) / 2], dtype=torch.float64)
+        g = torch.tensor([dev.g_mid], dtype=torch.float64)
         up = float(dev.pulse(g, torch.ones(1, dtype=torch.float64))[0] - g[0])
         dn = float(g[0] - dev.pulse(g, -torch.ones(1, dtype=torch.float64))[0])
     if not (up > 0 and dn > 0):
@@ -437,13 +437,15 @@ class PairWriter:
                                                   for k, v in params.items() if isinstance(k, str)}
         if hasattr(self.dev, "pulse_pair"):
             kw = {"params": p_sub} if p_sub is not None else {}
-            new = self.dev.pulse_pair(g_sub, up, dn, generator, **kw)
-        else:
-            new = self.dev.pulse(self.dev.pulse(g_sub, up, generator), -dn, generator)
-        new = self._keep(new, g_sub, st)
-        if self.has_energy:
-            total = getattr(self.dev, "pulse_energy_total", None)
-            self.energy += total(g_sub, new, nt) if total is not None else float(self.dev.pulse_energy(g_sub, new, nt).sum())
+            new = self._keep(self.dev.pulse_pair(g_sub, up, dn, generator, **kw), g_sub, st)
+            if self.has_energy:
+                total = getattr(self.dev, "pulse_energy_total", None)
+                self.energy += total(g_sub, new, nt) if total is not None else float(self.dev.pulse_energy(g_sub, new, nt).sum())
+        else:  # two trains through the Device interface: the raising one, then the lowering one
+            mid = self._keep(self.dev.pulse(g_sub, up, generator), g_sub, st)
+            new = self._keep(self.dev.pulse(mid, -dn, generator), g_sub, st)
+            if self.has_energy:  # each train at its own polarity's pulse (signed counts)
+                self.energy += float(self.dev.pulse_energy(g_sub, mid, up).sum() + self.dev.pulse_energy(mid, new, -dn).sum())
         if pick is None:
             g.copy_(new)
         elif rows is not None:

@@ -20,7 +20,7 @@ group (its ``G+`` buffer stands for the layer), so ``lr`` schedulers and ``state
   ``threshold`` and χ ← χ − n (what was written is subtracted; the remainder stays).
 * :class:`TikiTaka` — Gokmen & Haensch, Front. Neurosci. 14:103 (2020): the gradient goes to a fast
   array A (same pair layout, initialised at each device's symmetry point); every ``transfer_every``
-  mini-batches ``n_rows_per_transfer`` rows of A (cyclically) are read and added to the visible
+  mini-batches ``n_rows_per_transfer`` rows of A (cyclically; all rows if the layer has fewer) are read and added to the visible
   array C (the model's crossbar) as ``ΔC = transfer_lr·A_row`` through ``transfer_scheme``. The
   forward pass reads C only (aihwkit's γ = 0). ``buffered=True`` is Tiki-Taka v2 (Gokmen,
   Front. Artif. Intell. 4:699148, 2021): the read rows go into a digital buffer H (units of one C
@@ -286,8 +286,9 @@ class TikiTaka(AnalogOptimizer):
             return
         rows_total = fast.g_pos.shape[-2]
         start = state.get("row", 0)
-        rows = (torch.arange(self.n_rows, device=d.device) + start) % rows_total
-        state["row"] = (start + self.n_rows) % rows_total
+        n_rows = min(self.n_rows, rows_total)  # each row read at most once per transfer (small layers: all)
+        rows = (torch.arange(n_rows, device=d.device) + start) % rows_total
+        state["row"] = (start + n_rows) % rows_total
         v = (fast.g_pos.index_select(-2, rows) - fast.g_neg.index_select(-2, rows)) / fast.k  # read A's rows (T, r, cols)
         lr_t = group["transfer_lr"]
         if self.buffered:

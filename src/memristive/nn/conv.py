@@ -145,6 +145,32 @@ class _CrossbarConvNd(CrossbarMatrix):
             y = y + self.bias.view(-1, 1, 1)
         return y.squeeze(3) if nd == 1 else y
 
+    # -- the analog-training layer protocol (methods.analog): what the array's matmul sees
+    def matmul_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The unrolled patches the array multiplies for input ``x`` (the forward's input): ``(T|1, B·L, C_in·k)``,
+        rows in the order of :func:`conv_matrix`, patches ordered (sample, output position)."""
+        nd = self._dims
+        if x.dim() == nd + 2:
+            x = x.unsqueeze(0)
+        t, b = x.shape[:2]
+        if nd == 1:
+            x = x.unsqueeze(3)
+        kernel, stride, padding, dilation = self._geometry()
+        xf = x.reshape(t * b, *x.shape[2:])
+        pads = _pads(padding, kernel, dilation)
+        if any(pads):
+            xf = F.pad(xf, pads, mode="constant" if self.padding_mode == "zeros" else self.padding_mode)
+        cols = F.unfold(xf, kernel, dilation=dilation, stride=stride)  # (t·b, K, L)
+        return cols.transpose(1, 2).reshape(t, -1, cols.shape[1])
+
+    def matmul_grads(self, grad_out: torch.Tensor) -> torch.Tensor:
+        """The gradient of the forward's output ``(T, B, C_out, *spatial_out)`` as the array's matmul output
+        gradient ``(T, B·L, C_out)`` (same patch order as :meth:`matmul_inputs`)."""
+        g = grad_out.unsqueeze(3) if self._dims == 1 else grad_out
+        if g.dim() == 4:
+            g = g.unsqueeze(0)
+        return g.permute(0, 1, 3, 4, 2).reshape(g.shape[0], -1, g.shape[2])
+
     def _conv_fast(self, x, w_eff, kernel, stride, dilation, padding):
         """All trials as one grouped conv2d with the arrays' effective kernels, in channels-last memory
         (the trials' channels side by side: mkldnn's fast layout for grouped convolutions; the output

@@ -283,4 +283,111 @@ def test_experiment_configs_validated():
         AnalogTrainingConfig(datasets=["cifar10"])
     with pytest.raises(ConfigError, match="dw_min"):
         AnalogToyConfig(dw_min=0.5)
-    assert AnalogTrainingConfig().devices[-1] == "dtga"  # VTEAM: pending until registered, not an error
+    with pytest.raises(ConfigError, match="models"):
+        AnalogTrainingConfig(models=["resnet"])
+    with pytest.raises(ConfigError, match="devices"):
+        AnalogTrainingConfig(devices=["ti-alox-taox"])  # no pulse response
+    with pytest.raises(ConfigError, match="device_w_max"):
+        AnalogTrainingConfig(device_w_max={"dtga": 0.0})
+    cfg = AnalogTrainingConfig()
+    assert cfg.devices[-1] == "dtga" and cfg.models == ["mlp", "lenet5"]
+    assert cfg.train_size("lenet5") == cfg.lenet_n_train and cfg.train_size("mlp") == cfg.n_train
+
+
+# ============================================================================ convolutions, VTEAM
+def test_tap_records_the_true_conv_weight_gradient():
+    """LeNet-5 converted: the (patches, δ) the conv layers record give x^T δ = ∂L/∂(kernel matrix) of
+    the same network computed digitally (Conv2d with padding, Conv1d, and the linear layers)."""
+    from memristive.experiments.cnn import lenet5
+    from memristive.nn.conv import conv_matrix
+
+    torch.manual_seed(0)
+    for net, x in ((lenet5(), torch.rand(3, 1, 28, 28)),
+                   (nn.Sequential(nn.Conv1d(2, 3, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(15, 3)),
+                    torch.rand(3, 2, 5))):
+        hw = convert(net, CrossbarConfig(memristor=ConstantStepDevice(dw_min=0.001), mapping={"kind": "balanced", "w_max": 1.0}))
+        opt = AnalogSGD(hw, lr=0.1)
+        y = torch.tensor([0, 2, 1])
+        trial_loss(hw(x), y).backward()
+        nn.functional.cross_entropy(net(x), y).backward()
+        for name, layer in opt.layers.items():
+            xs, ds = opt.tap.pop(layer)
+            ref = net.get_submodule(name).weight.grad
+            ref = conv_matrix(ref, 1) if ref.dim() == 3 + (ref.dim() == 4) else ref.t()
+            assert torch.allclose((xs.transpose(1, 2) @ ds)[0], ref, atol=1e-6), name
+        assert len(opt.layers) == sum(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) for m in net.modules())
+
+
+def test_analog_sgd_trains_a_convolution_by_pulses():
+    """Deterministic pulses on a converted Conv2d: the kernel matrix moves by −lr·∂L/∂W rounded to whole pulses."""
+    torch.manual_seed(1)
+    conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+    dev = ConstantStepDevice(g_min=0.0, g_max=1.0, dw_min=0.001)
+    hw = convert(nn.Sequential(conv), CrossbarConfig(memristor=dev, mapping={"kind": "balanced", "w_max": 1.0}))
+    opt = AnalogSGD(hw, lr=0.005, scheme="deterministic")
+    x = torch.rand(2, 1, 4, 4)
+    w0 = hw[0].crossbar.weights().clone()
+    (hw(x) * torch.linspace(-1, 1, 2 * 2 * 16).view(1, 2, 2, 4, 4)).sum().backward()
+    opt.step()
+    conv.zero_grad()
+    (conv(x) * torch.linspace(-1, 1, 2 * 2 * 16).view(2, 2, 4, 4)).sum().backward()
+    dw = 2 * 0.001  # one pulse on each device of a balanced pair, k = 1
+    pulses = torch.round(-0.005 * conv_matrix_of(conv.weight.grad) / dw)
+    assert torch.allclose(hw[0].crossbar.weights()[0] - w0[0], pulses * dw, atol=1e-6)
+    assert float(pulses.abs().sum()) > 0
+
+
+def conv_matrix_of(kernel):
+    from memristive.nn.conv import conv_matrix
+
+    return conv_matrix(kernel, 1)
+
+
+def test_vteam_pairs_train_through_the_device_interface_with_energy():
+    """VTEAM (kind 'vteam', preset 'dtga') has no pulse_pair: the writer sends the raising train,
+    then the lowering train through Device.pulse; energy is n·V²·t·(G_before + G_after)/2 per train at
+    each train's own polarity (SET −0.2134 V for raising G, RESET +0.14 V for lowering it)."""
+    from memristive.devices import device_from_spec
+    from memristive.methods.analog import PairWriter
+
+    dev = device_from_spec("dtga")
+    lin = nn.Linear(2, 2, bias=False)
+    nn.init.zeros_(lin.weight)
+    cfg = CrossbarConfig(memristor=dev, mapping={"kind": "balanced-state", "w_max": 1.0}, v_read=0.01)
+    xb = convert(nn.Sequential(lin), cfg)[0].crossbar
+    gp0, gn0 = xb.g_pos.clone(), xb.g_neg.clone()
+    w = PairWriter(dev, xb.g_pos, xb.g_neg, xb.k, "both", torch.Generator().manual_seed(0))
+    up = torch.tensor([[[3.0, 0.0], [0.0, 1.0]]])
+    dn = torch.tensor([[[0.0, 2.0], [0.0, 1.0]]])
+    w.write(up, dn, None)
+    # G+ gets `up` SET then `dn` RESET pulses; G- the reverse (the nominal device, noise-free)
+    gp = dev.pulse(dev.pulse(gp0, up), -dn)
+    gn = dev.pulse(dev.pulse(gn0, dn), -up)
+    assert torch.allclose(xb.g_pos, gp, rtol=0, atol=1e-12) and torch.allclose(xb.g_neg, gn, rtol=0, atol=1e-12)
+    assert xb.g_pos[0, 1, 0] == gp0[0, 1, 0]  # no pulse: exactly unchanged
+    v_s, v_r, t = dev.write.v_set, dev.write.v_reset, dev.write.width
+
+    def e(n, v, g0, g1):
+        return float((n * v ** 2 * t * (g0 + g1) / 2).sum())
+
+    gp_mid, gn_mid = dev.pulse(gp0, up), dev.pulse(gn0, dn)
+    expected = (e(up, v_s, gp0, gp_mid) + e(dn, v_r, gp_mid, gp) + e(dn, v_s, gn0, gn_mid) + e(up, v_r, gn_mid, gn))
+    assert w.has_energy and w.energy == pytest.approx(expected, rel=1e-6) and w.energy > 0
+    assert w.pulses == 2 * float((up + dn).sum())
+    # SET raises G, RESET lowers it
+    assert xb.g_pos[0, 0, 0] > gp0[0, 0, 0] and xb.g_pos[0, 0, 1] < gp0[0, 0, 1]
+
+
+def test_tiki_taka_reads_each_row_at_most_once_per_transfer():
+    """A layer with fewer rows than n_rows_per_transfer transfers every row once (not some twice)."""
+    model = linear_model(torch.zeros(3, 2), ConstantStepDevice(dw_min=0.01))
+    opt = TikiTaka(model, lr=0.1, n_rows_per_transfer=5, transfer_scheme={"kind": "deterministic"})
+    fast = opt.fast_writer("0")
+    fast.g_pos.add_(fast.k * 0.045 * torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))  # A = 0.045 on 4 cells
+    w0 = model[0].crossbar.weights().clone()
+    model(torch.zeros(1, 3)).sum().backward()  # zero input: no gradient pulses on A
+    opt.step()
+    moved = (model[0].crossbar.weights() - w0)[0]
+    # transfer_lr 1: ΔC = A rounded to whole C pulses (dw 0.02): 0.045 -> 2 pulses = 0.04, once per cell
+    assert torch.allclose(moved, 0.04 * torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), atol=1e-6)
+    assert opt.totals()["pulses"] == 2 * 4 * 2  # 2 pulses × 4 cells × both devices (rows 0, 1 read twice: 24)

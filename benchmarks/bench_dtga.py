@@ -9,8 +9,10 @@ Rows:
 * one epoch of the 60,000 MNIST training images on the 784x100x10 network (batch 100, DTGA, VTEAM
   pairs with D2D + P2P noise factor ``--noise``): bar (issue 4) <= 20 s on 2 cores;
 * 10,000 samples on a 784x256x10 network, batch 100 — the workload of IBM aihwkit's analog SGD
-  (ConstantStepDevice, ~3.74-3.86 s on this machine, shared/research/anchors.md §3.1), so the two
-  compare per sample, here with the VTEAM physics included.
+  (ConstantStepDevice), so the two compare per sample, here with the VTEAM physics included. Where
+  aihwkit is importable (``make anchors``; run with ``.venv-anchors/bin/python``) its epoch on the same
+  first 10,000 samples is measured in the same run (``bench_analog.aihwkit_epoch``); otherwise no
+  figure for aihwkit is printed.
 
 The machine's load average is printed with each run: the pulse update is elementwise-bound, so other
 processes on a shared 2-core machine slow it down (and hurt 2 threads more than 1).
@@ -27,7 +29,7 @@ import torch
 from memristive.config import from_dict
 from memristive.methods.dtga import DTGAConfig, InSituMLP
 
-AIHWKIT_S_PER_10K = (3.74, 3.86)  # 784x256x10 AnalogSGD epoch of 10k samples, batch 100 (anchors.md §3.1)
+from bench_analog import AIHWKIT_MISSING, aihwkit_epoch  # noqa: E402  (same folder: run as a script)
 
 
 def epoch_time(sizes, w_max, x, y, threads, noise, scheme="dtga", read_back=False) -> tuple[float, float, dict]:
@@ -65,6 +67,7 @@ def main() -> None:
     print("wall = elapsed time; cpu = this process's CPU time (with 1 thread: the wall time it would take on an "
           "otherwise idle core)")
     print(f"{'workload':44s} {'thr':>3s} {'load':>5s} {'wall (s)':>8s} {'cpu (s)':>8s} {'us/sample':>9s} {'bar':>14s}")
+    aihw = {}
     for threads in args.threads:
         load = os.getloadavg()[0]
         t, c, st = epoch_time([784, 100, 10], [1.0, 4.0], x, y, threads, args.noise, read_back=args.read_back)
@@ -73,11 +76,16 @@ def main() -> None:
         load = os.getloadavg()[0]
         t, c, st = epoch_time([784, 256, 10], [1.0, 4.0], x[:10_000], y[:10_000], threads, args.noise,
                                read_back=args.read_back)
-        lo, hi = AIHWKIT_S_PER_10K
         print(f"{'10k samples, 784x256x10, batch 100':44s} {threads:3d} {load:5.2f} {t:8.2f} {c:8.2f} "
-              f"{t / 10_000 * 1e6:9.1f} {f'aihwkit {lo}-{hi} s':>14s}   (wall speed vs aihwkit: {(lo + hi) / 2 / t:.2f}x)")
-    print(f"aihwkit per sample: {AIHWKIT_S_PER_10K[0] / 1e4 * 1e6:.0f}-{AIHWKIT_S_PER_10K[1] / 1e4 * 1e6:.0f} us "
-          "(ConstantStepDevice, no device physics)")
+              f"{t / 10_000 * 1e6:9.1f} {'vs aihwkit':>14s}")
+        a = aihwkit_epoch(x[:10_000], y[:10_000])
+        if a is not None:
+            aihw[threads] = a
+            print(f"{'  aihwkit AnalogSGD, same 10k samples':44s} {threads:3d} {os.getloadavg()[0]:5.2f} {a[0]:8.2f} "
+                  f"{a[1]:8.2f} {a[0] / 10_000 * 1e6:9.1f}   (DTGA/aihwkit: {t / a[0]:.2f} wall, {c / a[1]:.2f} cpu; "
+                  "aihwkit: ConstantStepDevice, no device physics)")
+    if not aihw:
+        print(AIHWKIT_MISSING)
 
 
 if __name__ == "__main__":

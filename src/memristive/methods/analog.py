@@ -62,7 +62,8 @@ class StochasticPulses:
     def counts(self, x: torch.Tensor, d: torch.Tensor, lr: float, dw: float,
                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         T = d.shape[0]
-        ax, ad = x.abs(), d.abs()
+        nonneg = bool(x.amin() >= 0)  # pixels, ReLU outputs: one sign (decided once per call)
+        ax, ad = (x if nonneg else x.abs()), d.abs()
         mx = ax.amax(-1, keepdim=True)  # (Tx, B, 1)
         md = ad.amax(-1, keepdim=True)  # (T, B, 1)
         m = lr * mx * md / dw  # (T, B, 1): expected pulses of the largest cell of each sample
@@ -79,22 +80,24 @@ class StochasticPulses:
         p = p.clamp(max=1).expand(T, -1, -1)
         q = q.clamp(max=1)
         if self.sampling == "dense":
-            return _coincidences_dense(x, d, p, q, bl, generator)
+            return _coincidences_dense(x, d, p, q, bl, generator, nonneg)
         return _coincidences_sparse(x, d, p, q, bl, generator)
 
 
-def _coincidences_dense(x, d, p, q, bl, generator):
+def _coincidences_dense(x, d, p, q, bl, generator, nonneg: bool | None = None):
     """Pulse counts from the full bit matrices: one product of (T, bl·B, rows)ᵀ and (T, bl·B, cols)."""
     T, B, rows = p.shape
     cols = q.shape[-1]
-    if T == 1 and rows > 16 and d.device.type == "cpu" and bool((x >= 0).all()):
+    if nonneg is None:
+        nonneg = bool(x.amin() >= 0)
+    if T == 1 and rows > 16 and d.device.type == "cpu" and nonneg:
         return _coincidences_int8(d, p, q, bl, generator)
     xb = torch.rand((T, bl, B, rows), generator=generator, device=d.device, dtype=d.dtype).lt_(p.unsqueeze(1))
     db = torch.rand((T, bl, B, cols), generator=generator, device=d.device, dtype=d.dtype).lt_(q.unsqueeze(1))
     ds = (db * d.sign().unsqueeze(1)).reshape(T, bl * B, cols)
     db = db.reshape(T, bl * B, cols)
     xb = xb.reshape(T, bl * B, rows)
-    if bool((x >= 0).all()):  # non-negative inputs (pixels, ReLU outputs): one product gives both
+    if nonneg:  # non-negative inputs (pixels, ReLU outputs): one product gives both
         both, same = (xb.transpose(1, 2) @ torch.cat([db, ds], dim=-1)).split(cols, dim=-1)
     else:
         xs = xb * x.sign().unsqueeze(1).expand(T, bl, B, rows).reshape(T, bl * B, rows)
@@ -123,14 +126,15 @@ def _coincidences_int8(d, p, q, bl, generator):
     lhs = torch.zeros(rows * kk, dtype=torch.int8)
     lhs.index_fill_(0, i_idx * kk + fired_t * B + b_idx, 1)
     lhs = lhs.view(rows, kk)
-    db = (torch.rand((bl, B, cols), generator=generator, dtype=q.dtype) < q).to(torch.int8)
-    ds = db * d.sign().to(torch.int8)
-    rhs = torch.cat([db.reshape(k, cols), ds.reshape(k, cols)], dim=1)
+    # column bits split by the sign of δ: with x >= 0 a coincidence on a δ < 0 column raises the weight
+    # (n_up), on a δ > 0 column lowers it (n_down) — both counts straight out of one product
+    db = torch.rand((bl, B, cols), generator=generator, dtype=q.dtype) < q
+    rhs = torch.cat([(db & (d > 0)).reshape(k, cols), (db & (d < 0)).reshape(k, cols)], dim=1).to(torch.int8)
     if k_pad or n_pad:
         rhs = torch.nn.functional.pad(rhs, (0, n_pad, 0, k_pad))
-    prod = torch._int_mm(lhs, rhs)[:, : 2 * cols].to(d.dtype)
-    both, same = prod[:, :cols], prod[:, cols:]
-    return torch.sub(both, same).mul_(0.5).unsqueeze(0), torch.add(both, same).mul_(0.5).unsqueeze(0)
+    prod = torch._int_mm(lhs, rhs)
+    # each half converted on its own: one pass, and contiguous counts for the writer
+    return prod[:, cols : 2 * cols].to(d.dtype).unsqueeze(0), prod[:, :cols].to(d.dtype).unsqueeze(0)
 
 
 def _coincidences_sparse(x, d, p, q, bl, generator):
@@ -420,11 +424,11 @@ class PairWriter:
         if rows is not None:  # a few rows (Tiki-Taka transfers)
             pick = lambda t: t.index_select(-2, rows)  # noqa: E731
         else:
-            flat = n_tot.reshape(-1)
-            active = flat.nonzero().squeeze(1)
-            if active.numel() > SPARSE_WRITE * flat.numel():
+            mask = n_tot.reshape(-1) != 0
+            if int(mask.sum()) > SPARSE_WRITE * mask.numel():
                 pick = None  # dense: every cell through the device model
             else:  # only the cells that receive pulses (the rest keep G exactly)
+                active = mask.nonzero().squeeze(1)
                 pick = lambda t: t.reshape(-1).index_select(0, active)  # noqa: E731
         if pick is None:
             g_sub, p_sub, st, up, dn, nt = g, params, stuck, n_up, n_down, n_tot

@@ -378,6 +378,19 @@ def test_vteam_pairs_train_through_the_device_interface_with_energy():
     assert xb.g_pos[0, 0, 0] > gp0[0, 0, 0] and xb.g_pos[0, 0, 1] < gp0[0, 0, 1]
 
 
+def test_tiki_taka_fast_array_of_a_device_without_symmetry_point_starts_at_its_mid_state():
+    from memristive.devices import device_from_spec
+
+    dev = device_from_spec("dtga")
+    lin = nn.Linear(3, 2, bias=False)
+    nn.init.zeros_(lin.weight)
+    cfg = CrossbarConfig(memristor=dev, mapping={"kind": "balanced-state", "w_max": 2.0}, v_read=0.01)
+    opt = TikiTaka(convert(nn.Sequential(lin), cfg), lr=0.1)
+    fast = opt.fast_writer("0")
+    assert torch.allclose(fast.g_pos, torch.full_like(fast.g_pos, dev.g_mid))  # s = 1/2, not the conductance midpoint
+    assert torch.equal(fast.g_pos, fast.g_neg)
+
+
 def test_tiki_taka_reads_each_row_at_most_once_per_transfer():
     """A layer with fewer rows than n_rows_per_transfer transfers every row once (not some twice)."""
     model = linear_model(torch.zeros(3, 2), ConstantStepDevice(dw_min=0.01))

@@ -19,7 +19,8 @@ group (its ``G+`` buffer stands for the layer), so ``lr`` schedulers and ``state
   a digital accumulator χ (units of one pulse); n = trunc(χ) pulses are written where |χ| ≥
   ``threshold`` and χ ← χ − n (what was written is subtracted; the remainder stays).
 * :class:`TikiTaka` — Gokmen & Haensch, Front. Neurosci. 14:103 (2020): the gradient goes to a fast
-  array A (same pair layout, initialised at each device's symmetry point); every ``transfer_every``
+  array A (same pair layout, initialised at each device's symmetry point, or at ``g_mid`` for a device
+  without one, e.g. VTEAM); every ``transfer_every``
   mini-batches ``n_rows_per_transfer`` rows of A (cyclically; all rows if the layer has fewer) are read and added to the visible
   array C (the model's crossbar) as ``ΔC = transfer_lr·A_row`` through ``transfer_scheme``. The
   forward pass reads C only (aihwkit's γ = 0). ``buffered=True`` is Tiki-Taka v2 (Gokmen,
@@ -247,8 +248,10 @@ class TikiTaka(AnalogOptimizer):
             w = PairWriter(dev, g_pos, g_neg, k, "both", gen)
             for g, params in ((g_pos, w.params_pos), (g_neg, w.params_neg)):
                 sp = getattr(dev, "symmetry_point", None)
-                x0 = sp(params) if sp is not None else 0.5
-                g.copy_(dev.g_min + torch.as_tensor(x0, dtype=g.dtype, device=g.device) * (dev.g_max - dev.g_min))
+                if sp is None:  # no symmetry point (VTEAM): its mid state, where the step dw was measured
+                    g.fill_(dev.g_mid)
+                else:
+                    g.copy_(dev.g_min + torch.as_tensor(sp(params), dtype=g.dtype, device=g.device) * (dev.g_max - dev.g_min))
             self.fast[name] = w
         return w
 

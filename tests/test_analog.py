@@ -253,20 +253,27 @@ def test_sparse_write_equals_dense_write(dev, monkeypatch):
     assert out[0][2] == out[1][2] and out[0][3] == pytest.approx(out[1][3], rel=1e-6)
 
 
-def test_int8_coincidence_path_exact_and_unbiased():
-    """One trial, >16 rows, x >= 0: the int8 product path. p = q = 1 gives exactly BL pulses; in
+@pytest.mark.parametrize("bl,lr", [(3, 0.05), (31, 0.5)], ids=["every-row-bit-drawn", "bits-drawn-where-p>0"])
+def test_int8_coincidence_path_exact_and_unbiased(bl, lr):
+    """One trial, >16 rows, x >= 0: the int8 product path (both ways of drawing the row bits: all of
+    them for short streams, only where p > 0 for long ones). p = q = 1 gives exactly BL pulses; in
     general the mean count matches lr·x·δ/dw (within 4 standard errors)."""
+    from memristive.methods.analog import DENSE_ROW_BITS
+
+    assert (bl <= DENSE_ROW_BITS) == (bl == 3)
     x = torch.ones(1, 1, 24)
     d = torch.tensor([[[1.0, -1.0]]])
-    scheme = StochasticPulses(bl=7, bl_management=False, update_management=False)
-    up, dn = scheme.counts(x, d, 7.0, 1.0, torch.Generator().manual_seed(0))
-    assert (up[0] == torch.tensor([0.0, 7.0])).all() and (dn[0] == torch.tensor([7.0, 0.0])).all()
+    scheme = StochasticPulses(bl=bl, bl_management=False, update_management=False)
+    up, dn = scheme.counts(x, d, float(bl), 1.0, torch.Generator().manual_seed(0))
+    assert (up[0] == torch.tensor([0.0, bl])).all() and (dn[0] == torch.tensor([bl, 0.0])).all()
     gen = torch.Generator().manual_seed(4)
     x = torch.rand(1, 3, 20, generator=gen) * (torch.rand(1, 3, 20, generator=gen) < 0.6)  # some zero inputs
     d = torch.randn(1, 3, 2, generator=gen) * 0.3
-    expected = -0.5 * (x.transpose(1, 2) @ d)[0] / 0.01
-    scheme = StochasticPulses(bl=31)
-    draws = torch.stack([(lambda c: c[0] - c[1])(scheme.counts(x, d, 0.5, 0.01, gen))[0] for _ in range(800)])
+    expected = -lr * (x.transpose(1, 2) @ d)[0] / 0.01
+    scheme = StochasticPulses(bl=bl, bl_management=False)  # update management; lr keeps p, q <= 1
+    m = lr * x.amax(-1) * d.abs().amax(-1) / 0.01
+    assert float(m.max()) <= bl  # no clipping: the mean is exact
+    draws = torch.stack([(lambda c: c[0] - c[1])(scheme.counts(x, d, lr, 0.01, gen))[0] for _ in range(800)])
     se = draws.std(0) / 800 ** 0.5
     assert ((draws.mean(0) - expected).abs() <= 4 * se + 1e-6).all()
     assert torch.equal(draws[:, x[0].sum(0) == 0], torch.zeros_like(draws[:, x[0].sum(0) == 0]))  # rows never driven

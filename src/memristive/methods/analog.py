@@ -107,6 +107,9 @@ def _coincidences_dense(x, d, p, q, bl, generator, nonneg: bool | None = None):
     return torch.sub(both, same).mul_(0.5), torch.add(both, same).mul_(0.5)
 
 
+DENSE_ROW_BITS = 4  # int8 path: up to this bit length every row bit is drawn (no search for p > 0)
+
+
 def _coincidences_int8(d, p, q, bl, generator):
     """One trial, non-negative inputs, on the CPU: the same product in exact int8 × int8 → int32
     arithmetic (``torch._int_mm``, several times faster than float32 GEMM where the CPU has VNNI)."""
@@ -115,17 +118,21 @@ def _coincidences_int8(d, p, q, bl, generator):
     k = bl * B
     k_pad, n_pad = -k % 8, -(2 * cols) % 8
     kk = k + k_pad
-    # row bits, drawn only where p > 0 (zero pixels / inactive ReLUs never fire), laid out as the
-    # (rows, bl·B) left operand: entry (i, t·B + b)
-    pf = p.reshape(-1)
-    nz = (pf > 0).nonzero().squeeze(1)  # flat (b, i) indices
-    fired_t, fired_j = (torch.rand((bl, nz.numel()), generator=generator, dtype=p.dtype)
-                        < pf.index_select(0, nz)).nonzero(as_tuple=True)
-    nz_f = nz.index_select(0, fired_j)
-    b_idx, i_idx = torch.div(nz_f, rows, rounding_mode="floor"), nz_f % rows
-    lhs = torch.zeros(rows * kk, dtype=torch.int8)
-    lhs.index_fill_(0, i_idx * kk + fired_t * B + b_idx, 1)
-    lhs = lhs.view(rows, kk)
+    # row bits laid out as the (rows, bl·B) left operand: entry (i, t·B + b)
+    if bl <= DENSE_ROW_BITS:  # short streams: draw every row bit (p = 0 never fires) in one pass
+        lhs = torch.zeros((rows, kk), dtype=torch.int8)
+        xb = torch.rand((bl, B, rows), generator=generator, dtype=p.dtype) < p
+        lhs[:, :k].copy_(xb.view(k, rows).t())
+    else:  # long streams: drawn only where p > 0 (zero pixels / inactive ReLUs never fire)
+        pf = p.reshape(-1)
+        nz = (pf > 0).nonzero().squeeze(1)  # flat (b, i) indices
+        fired_t, fired_j = (torch.rand((bl, nz.numel()), generator=generator, dtype=p.dtype)
+                            < pf.index_select(0, nz)).nonzero(as_tuple=True)
+        nz_f = nz.index_select(0, fired_j)
+        b_idx, i_idx = torch.div(nz_f, rows, rounding_mode="floor"), nz_f % rows
+        lhs = torch.zeros(rows * kk, dtype=torch.int8)
+        lhs.index_fill_(0, i_idx * kk + fired_t * B + b_idx, 1)
+        lhs = lhs.view(rows, kk)
     # column bits split by the sign of δ: with x >= 0 a coincidence on a δ < 0 column raises the weight
     # (n_up), on a δ > 0 column lowers it (n_down) — both counts straight out of one product
     db = torch.rand((bl, B, cols), generator=generator, dtype=q.dtype) < q

@@ -18,9 +18,10 @@ from tqdm.auto import tqdm
 from ..config import ConfigError, check
 from ..crossbar import CrossbarConfig
 from ..devices import DEVICES, PRESETS, device_from_spec
+from ..devices.pulsed import SoftBoundsDevice
 from ..methods.analog_optim import AnalogSGD, MixedPrecision, TikiTaka, trial_loss
 from ..nn import convert, mlp
-from .common import load_data
+from .common import CostConfig, load_data, record_cost, record_cost_unavailable
 from .runner import RunFolder, experiment
 
 # VTEAM (its DTGA preset "dtga": MemTorch kinetics, 10-100 kOhm) joins the device registry with the DTGA
@@ -34,7 +35,7 @@ OPTIMIZERS = ("sgd-stochastic", "sgd-deterministic", "manhattan", "mixed-precisi
 
 
 @dataclass
-class AnalogTrainingConfig:
+class AnalogTrainingConfig(CostConfig):
     """Optimizers × devices × datasets. ``devices`` are preset names (``memristive devices``) or a
     registered kind with its defaults; ``dtga`` is the VTEAM preset of the DTGA work; ``lr`` is the
     learning rate of every optimizer's gradient step (Tiki-Taka: onto the fast array), ``transfer_lr`` Tiki-Taka's transfer rate and
@@ -190,6 +191,13 @@ def run_analog_training(cfg: AnalogTrainingConfig, run: RunFolder) -> dict:
         final = [r for r in rows if r["epoch"] == cfg.epochs]
         tables[ds] = {"digital_sgd": [round(a, 3) for a in ref], "data_source": data.source, "final": final}
         _plot(run, ds, rows, ref, cfg)
+    xcfg = devices and CrossbarConfig(memristor=device_for(devices[0]), mapping={"kind": "balanced", "w_max": cfg.w_max},
+                                      v_read=0.01)  # train_one's arrays, at the initial weights
+    writes = [{"label": f"{r['dataset']} {r['optimizer']} {r['device']}", "pulses": r["pulses"], "trials": cfg.trials,
+               "recorded_energy_j": r["energy_j"]} for t in tables.values() for r in t["final"]]
+    (record_cost(run, lambda: convert(mlp(cfg.sizes, cfg.activation), xcfg, trials=1, seed=cfg.seed), data.x_test,
+                 f"the MLP at its initial weights on {devices[0]}", training=writes) if devices
+     else record_cost_unavailable(run, "no device of 'devices' is available"))
     return {"tables": tables, "unavailable_devices": unavailable}
 
 
@@ -219,7 +227,7 @@ def _plot(run: RunFolder, ds: str, rows: list[dict], ref: list[float], cfg: Anal
 
 # ============================================================================ the Tiki-Taka toy problem
 @dataclass
-class AnalogToyConfig:
+class AnalogToyConfig(CostConfig):
     """Noisy linear regression ``y = x W* + ε`` (8 inputs, 4 outputs, |W*| ≤ 0.5, ε ~ N(0, noise²)),
     batch 8, on balanced pairs of symmetric soft-bounds devices (``dw_min`` per pulse, w_max = 1):
     the device drifts to its symmetry point under zero-mean noisy updates, so plain analog SGD
@@ -294,6 +302,11 @@ def toy_digital(cfg: AnalogToyConfig) -> dict:
             "rms_error_max": err, "rms_target": float(w_true.pow(2).mean().sqrt()), "pulses": 0.0, "wall_s": 0.0}
 
 
+def _zero(m: torch.nn.Module) -> None:
+    if isinstance(m, torch.nn.Linear):
+        torch.nn.init.zeros_(m.weight)
+
+
 @experiment(
     "analog-toy",
     "Tiki-Taka vs analog SGD on a noisy linear regression with symmetric soft-bounds devices (RMS weight error)",
@@ -304,4 +317,9 @@ def run_analog_toy(cfg: AnalogToyConfig, run: RunFolder) -> dict:
     rows = [run.checkpoint(f"toy__{o}", lambda: toy_regression(cfg, o)) for o in cfg.optimizers]
     rows.append(run.checkpoint("toy__digital", lambda: toy_digital(cfg)))
     run.write_csv("toy.csv", [{k: v for k, v in r.items() if k != "rms_error"} for r in rows])
+    xcfg = CrossbarConfig(memristor=SoftBoundsDevice(dw_min=cfg.dw_min), mapping={"kind": "balanced", "w_max": 1.0})
+    x = torch.randn(cfg.cost.inputs, 8, generator=torch.Generator().manual_seed(cfg.seed))
+    record_cost(run, lambda: convert(torch.nn.Sequential(torch.nn.Linear(8, 4, bias=False)).apply(_zero), xcfg), x,
+                "the 8x4 toy array at W = 0 (its start) on N(0, 1) inputs",
+                training=[{"label": r["optimizer"], "pulses": r["pulses"], "trials": cfg.trials} for r in rows[:-1]])
     return {"rows": rows}

@@ -23,7 +23,7 @@ from ..hardware import Architecture, Technology, inference_cost, programming_cos
 from ..methods.software import accuracy
 from ..nn import convert
 from ..data import load_dataset
-from .common import SoftwareMLPConfig, software_mlp, summary
+from .common import SoftwareMLPConfig, record_cost, software_mlp, summary
 from .runner import RunFolder, experiment
 
 
@@ -88,6 +88,11 @@ def run_cost_accuracy(cfg: CostAccuracyConfig, run: RunFolder) -> dict:
                      "area_mm2": round(res["area_mm2"], 5), "tiles": res["tiles"], "adcs": res["adcs"]})
     run.write_csv("results.csv", rows)
     _plot_cost_accuracy(run, rows, software, cfg)
+    b0, t0 = grid[0]
+    record_cost(run, lambda: convert(model, dataclasses.replace(cfg.crossbar, adc=Converter(bits=b0), dac=Converter(bits=cfg.dac_bits),
+                                                                tile=Tiling(t0, t0)), trials=cfg.trials, seed=cfg.seed),
+                x_cost, f"the MLP at the first grid point ({b0}-bit ADCs, tile {t0}x{t0}); every point's cost is in "
+                        "metrics.points")
     return {"software_accuracy": round(software, 3), "tech": tech.name, "arch": dataclasses.asdict(cfg.arch),
             "data_source": data.source, "points": rows}
 
@@ -231,6 +236,7 @@ def run_neurosim_vgg8(cfg: NeuroSimVGG8Config, run: RunFolder) -> dict:
              ns["cim_array_area_mm2"] + ns["adc_area_mm2"]),
     ]
     run.write_json("cost.json", cost)
+    record_cost(run, hw, x, "He-initialised VGG-8 on NeuroSim's example hardware, uniform random images", computed=cost)
     run.write_csv("comparison.csv", comparison)
     return {"neurosim": ns, "comparison": comparison, "totals": tot, "programming": prog["total"],
             "layers": [{k: L[k] for k in ("name", "rows", "cols", "tiles", "adcs", "vectors_per_inference",

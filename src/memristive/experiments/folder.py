@@ -10,7 +10,9 @@
 
 ``<hash>`` is the hash of the resolved config *and* the torch thread count (results depend on it at
 float precision: a software model trained on 1 and 2 threads differs by ~1e-6), so a folder re-used
-with another config or on another thread count never serves stale points. A checkpoint that cannot be
+with another config or on another thread count never serves stale points. The config's ``cost``
+section (:class:`memristive.experiments.common.CostSpec`) is left out of that hash: it only feeds the
+``hardware_cost`` entry of results.json, which is computed afresh at the end of every run. A checkpoint that cannot be
 read back (torn, truncated, empty, or not what the experiment expects) is discarded with a warning and
 recomputed.
 """
@@ -51,6 +53,16 @@ def config_hash(config_dict: dict, threads: int | None = None) -> str:
     data: Any = config_dict if threads is None else {"config": config_dict, "torch_threads": int(threads)}
     blob = json.dumps(data, sort_keys=True, default=json_default).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+COST_SECTION = "cost"  # the config section that never changes a checkpointed point (see the module docstring)
+
+
+def points_config(config_dict: dict) -> dict:
+    """The part of a resolved config that checkpointed points depend on (all but the ``cost`` section)."""
+    if isinstance(config_dict, dict):
+        return {k: v for k, v in config_dict.items() if k != COST_SECTION}
+    return config_dict
 
 
 def claim_folder(path: Path, experiment: str, config_dict: dict, threads: int, overwrite: bool = False) -> None:
@@ -109,7 +121,8 @@ class RunFolder:
         self.config_dict = to_dict(config)
         self.threads = torch_threads() if threads is None else int(threads)
         self.config_hash = config_hash(self.config_dict, self.threads)
-        self.points = self.path / "points" / self.config_hash
+        self.points = self.path / "points" / config_hash(points_config(self.config_dict), self.threads)
+        self.hardware_cost: dict | None = None  # set by experiments.common.record_cost; the runner writes it
         self.timings: dict[str, float] = {}
         self.resumed: list[str] = []
         self.discarded: list[str] = []

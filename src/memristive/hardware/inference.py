@@ -37,7 +37,7 @@ from .costs import bit_serial_v2, converter_area, converter_energy, read_energy
 from .tech import Technology, technology
 
 __all__ = ["Architecture", "crossbar_layers", "record_inputs", "layer_cost", "inference_cost", "add_cost",
-           "inference_table"]
+           "cost_summary", "inference_table"]
 
 
 @dataclass
@@ -232,8 +232,13 @@ def inference_cost(model: nn.Module, x: torch.Tensor, tech: "Technology | str | 
 
 def add_cost(results: dict, model: nn.Module, x: torch.Tensor, tech=None, arch=None, key: str = "hardware_cost") -> dict:
     """Add the cost of ``model`` on inputs ``x`` to an experiment's ``results`` dict (in place)."""
-    cost = inference_cost(model, x, tech, arch)
-    results[key] = {
+    results[key] = cost_summary(inference_cost(model, x, tech, arch))
+    return results
+
+
+def cost_summary(cost: dict) -> dict:
+    """The compact form of an :func:`inference_cost` result that experiments put in results.json."""
+    return {
         "tech": cost["tech"], "arch": cost["arch"],
         "energy_per_inference_j": cost["total"]["energy_j"]["total"],
         "energy_breakdown_j": cost["total"]["energy_j"],
@@ -243,7 +248,6 @@ def add_cost(results: dict, model: nn.Module, x: torch.Tensor, tech=None, arch=N
         "unread_layers": cost["unread_layers"],  # layers that bypassed Crossbar.matmul: input-dependent energy 0
         "assumed_bits": cost["assumed_bits"],  # converters left ideal: costed at 8 bits
     }
-    return results
 
 
 def _eng(v: float, unit: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..config import ConfigError, check
+from ..config import ConfigError, check, to_dict
 from ..data import DATASETS, load_dataset
 from ..hardware import (Architecture, cost_summary, crossbar_layers, inference_cost, programming_cost, technology,
                         write_energy)
@@ -94,7 +94,9 @@ class CostSpec:
     inputs: int = 64
 
     def __post_init__(self) -> None:
-        technology(self.tech)  # unknown preset / bad field: a ConfigError naming tech, the value and the presets
+        tech = technology(self.tech)  # unknown preset / bad field: a ConfigError naming tech, the value and the presets
+        if isinstance(self.tech, dict):  # overrides as typed values ("5e-8" from --set is a YAML string)
+            self.tech = {k: v if k == "preset" else to_dict(getattr(tech, k)) for k, v in self.tech.items()}
         check_int(self.inputs, "inputs", 1)
 
 

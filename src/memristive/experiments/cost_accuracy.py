@@ -125,8 +125,9 @@ def _plot_cost_accuracy(run: RunFolder, rows: list[dict], software: float, cfg: 
 # ------------------------------------------------------------------------------------ VGG-8 reference
 class PatchConv(nn.Module):
     """A 3×3 (``k``) convolution as ``unfold`` + ``nn.Linear`` over patches, so :func:`convert`
-    maps it onto one crossbar (rows = C·k·k, one input vector per output position). Outputs of a
-    converted layer carry a trial dimension, which is folded into the batch (use one trial)."""
+    maps it onto one crossbar (rows = C·k·k, one input vector per output position). Converted (one
+    trial only), it takes ``(B, C, H, W)`` or ``(1, B, C, H, W)`` and returns ``(1, B, C', H, W)``,
+    the trial-leading layout the converted network's other layers (``TrialFold``) expect."""
 
     def __init__(self, c_in: int, c_out: int, k: int = 3, padding: int = 1) -> None:
         super().__init__()
@@ -134,10 +135,10 @@ class PatchConv(nn.Module):
         self.linear = nn.Linear(c_in * k * k, c_out, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        p = F.unfold(x, self.k, padding=self.padding)  # (B, C·k·k, H·W)
-        y = self.linear(p.transpose(1, 2).reshape(b * h * w, -1))
-        return y.reshape(-1, h, w, self.c_out).permute(0, 3, 1, 2)
+        b, (c, h, w) = x.shape[-4], x.shape[-3:]
+        p = F.unfold(x.reshape(-1, c, h, w), self.k, padding=self.padding)  # (B, C·k·k, H·W)
+        y = self.linear(p.transpose(1, 2).reshape(b * h * w, -1))  # (B·H·W, C'), or (1, B·H·W, C') converted
+        return y.reshape(*y.shape[:-2], b, h, w, self.c_out).movedim(-1, -3)
 
 
 class _Flatten(nn.Module):

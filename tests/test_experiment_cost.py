@@ -155,3 +155,26 @@ def test_quick_runs_of_the_other_experiments_record_cost(name, tmp_path):
     assert_costed(res)
     if name.startswith(("dtga", "analog")):
         assert res["hardware_cost"]["training_writes"], "in-situ training records its write cost"
+
+
+def test_gru_and_conv_fast_paths_are_read_through_the_crossbars_when_costed():
+    """Ideal converters let GRU/conv layers skip Crossbar.matmul (one matmul with the weights); the
+    cost forces the read path, so every array's inputs are seen, and the outputs do not change."""
+    from memristive.hardware import inference_cost
+    from memristive.nn.base import read_through_crossbars
+    from memristive.nn.gru import CrossbarGRUNet, GRUNet
+
+    torch.manual_seed(0)
+    hw = CrossbarGRUNet.from_net(GRUNet(3, 4, 1, 2), CrossbarConfig()).eval()
+    x = torch.randn(5, 6, 3)
+    with torch.no_grad():
+        fast = hw(x)
+        with read_through_crossbars():
+            read = hw(x)
+    torch.testing.assert_close(read, fast, rtol=1e-5, atol=1e-6)
+    cost = inference_cost(hw, x)
+    assert cost["unread_layers"] == [] and all(L["energy_j"]["array"] > 0 for L in cost["layers"])
+    assert cost["layers"][0]["vectors_per_inference"] == 6  # one read per time step
+    conv = convert(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)), CrossbarConfig())
+    c = inference_cost(conv, torch.rand(2, 1, 4, 4))
+    assert c["unread_layers"] == [] and c["layers"][0]["vectors_per_inference"] == 4  # 2×2 output positions

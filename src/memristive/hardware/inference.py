@@ -32,6 +32,7 @@ from torch import nn
 
 from ..config import check
 from ..crossbar import Crossbar
+from ..nn.base import read_through_crossbars
 from ..quantizer import codes, unsigned_range
 from .costs import bit_serial_v2, converter_area, converter_energy, read_energy
 from .tech import Technology, technology
@@ -210,7 +211,7 @@ def inference_cost(model: nn.Module, x: torch.Tensor, tech: "Technology | str | 
     was_training = model.training
     model.eval()
     try:
-        with record_inputs(layers, tech, arch) as stats:
+        with read_through_crossbars(), record_inputs(layers, tech, arch) as stats:  # no linear fast path
             model(x)
     finally:
         model.train(was_training)

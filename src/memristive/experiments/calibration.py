@@ -471,7 +471,7 @@ def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
         return {"none": none, "calibration": summary(accuracy(cal, data.x_test, data.y_test))}
 
     ref = run.checkpoint("threshold_base", base)
-    rows = []
+    rows, writes = [], []
     for gate in cfg.gates:
         for th in tqdm(cfg.thresholds, desc=f"gate={gate}"):
             def point():
@@ -484,13 +484,13 @@ def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
                         "gated_fraction": st["history"][-1]["gated_fraction_mean"] if st["history"] else 0.0,
                         "epochs_run": st["epochs_run"]}
             res = run.checkpoint(f"threshold_{gate}_{value_key(th)}", point)
+            writes.append({"label": f"in-situ, gate={gate}, threshold={th:g}",  # writes: one pulse each
+                           "pulses_per_device": res["writes_per_device_mean"]})
             rows.append({"gate": gate, "threshold": th, **res["accuracy"], "writes_per_device_mean": round(res["writes_per_device_mean"], 3),
                          "writes_per_device_max": res["writes_per_device_max"], "gated_fraction": res["gated_fraction"]})
     run.write_csv("threshold.csv", rows)
     _plot_threshold(run, rows, ref, cfg)
-    record_mlp_cost(run, model, data, cfg.crossbar, training=[  # the study records writes, one pulse each
-        {"label": f"in-situ, gate={r['gate']}, threshold={r['threshold']:g}", "pulses_per_device": r["writes_per_device_mean"]}
-        for r in rows])
+    record_mlp_cost(run, model, data, cfg.crossbar, training=writes)
     return {"before_insitu": ref, "rows": rows}
 
 

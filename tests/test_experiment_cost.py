@@ -111,6 +111,19 @@ def test_the_cost_section_does_not_change_the_checkpoint_hash(tmp_path):
     assert a.points.name == b.points.name != c.points.name
 
 
+def test_a_finished_run_is_recosted_under_another_technology_from_its_points(tmp_path):
+    over = ["steps=20", "trials=1", "optimizers=[sgd-stochastic]"]
+    a, _ = run_experiment("analog-toy", out=tmp_path / "t", overrides=over)
+    b, _ = run_experiment("analog-toy", out=tmp_path / "t", overrides=over + ["cost.tech=isaac-32nm"])
+    assert set(b["resumed_points"]) == {"toy__sgd-stochastic", "toy__digital"} and b["metrics"] == a["metrics"]
+    assert a["hardware_cost"]["tech"] == "neurosim-22nm" and b["hardware_cost"]["tech"] == "isaac-32nm"
+    ta, tb = TECH_PRESETS["neurosim-22nm"].t_read, TECH_PRESETS["isaac-32nm"].t_read  # 10 ns, 100 ns: E_array ∝ t_r
+    ea, eb = (r["hardware_cost"]["energy_breakdown_j"]["array"] for r in (a, b))
+    assert eb == pytest.approx(ea * tb / ta, rel=1e-6)
+    with pytest.raises(ConfigError, match="another config"):  # any other change is still refused
+        run_experiment("analog-toy", out=tmp_path / "t", overrides=over[:1] + ["trials=2", over[2]])
+
+
 def test_the_runner_records_an_experiment_that_costs_nothing(tmp_path):
     @experiment("cost-test-silent", "an experiment that records no model", _Cfg)
     def _silent(cfg, run):

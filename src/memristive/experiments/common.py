@@ -85,8 +85,8 @@ class CostSpec:
     experiment's own inputs (test samples) the inference cost is averaged over.
 
     The section only feeds ``hardware_cost``, which is computed afresh at the end of every run; it is
-    left out of the checkpoint hash (:class:`~memristive.experiments.folder.RunFolder`), so costing a
-    finished run under another technology (``--set cost.tech=isaac-32nm --overwrite``) reuses its points.
+    left out of the checkpoint hash and the folder's owner check (:mod:`memristive.experiments.folder`), so
+    re-running a finished run with ``--set cost.tech=isaac-32nm`` re-costs it from its stored points.
     """
 
     tech: str | dict = "neurosim-22nm"

@@ -159,8 +159,19 @@ TINY = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(TINY))
+# experiments whose own fast smoke test asserts the entry (see the module docstring)
+SMOKE_TESTED = {"defects", "calibration-fig6", "calibration-mapping", "calibration-threshold", "calibration-table1",
+                "drift", "ir-drop", "nonlinear-iv", "write-verify", "hardware-cost", "gru-variation", "trajectories",
+                "urbansound-bits", "urbansound-snr", "soc", "cost-accuracy", "dtga-mnist", "dtga-noise", "dtga-ablation",
+                "dtga-regime"}
+
+
+def test_every_registered_experiment_has_a_fast_cost_check():
+    """A new experiment needs a line in TINY (or an assert in its own smoke test and SMOKE_TESTED)."""
+    assert set(discover()) == SMOKE_TESTED | set(TINY), set(discover()) ^ (SMOKE_TESTED | set(TINY))
+
+
+@pytest.mark.parametrize("name", sorted(TINY))  # 1-4 s each
 def test_quick_runs_of_the_other_experiments_record_cost(name, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a cost failure warns: fail instead

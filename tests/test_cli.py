@@ -47,6 +47,7 @@ def test_defects_quick_run_and_resume(tmp_path):
     assert (out / "results.csv").is_file() and (out / "accuracy_vs_defects.png").stat().st_size > 1000
     assert "torch" in res["versions"] and res["torch_threads"] >= 1
     assert res["hardware_cost"]["energy_per_inference_j"] > 0 and res["config"]["cost"]["tech"] == "neurosim-22nm"
+    assert "hardware cost (neurosim-22nm): " in r.stdout and " per inference, latency " in r.stdout
     assert "software_accuracy" in r.stdout and f"table:   {out / 'results.csv'}" in r.stdout  # the summary
     assert ((out / "results.json").stat().st_mode & 0o777) == 0o644
     # re-running the same command resumes from the stored points and gives identical numbers

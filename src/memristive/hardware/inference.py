@@ -38,7 +38,7 @@ from .costs import bit_serial_v2, converter_area, converter_energy, read_energy
 from .tech import Technology, technology
 
 __all__ = ["Architecture", "crossbar_layers", "record_inputs", "layer_cost", "inference_cost", "add_cost",
-           "cost_summary", "inference_table"]
+           "cost_summary", "cost_line", "inference_table"]
 
 
 @dataclass
@@ -249,6 +249,15 @@ def cost_summary(cost: dict) -> dict:
         "unread_layers": cost["unread_layers"],  # layers that bypassed Crossbar.matmul: input-dependent energy 0
         "assumed_bits": cost["assumed_bits"],  # converters left ideal: costed at 8 bits
     }
+
+
+def cost_line(entry: dict) -> str:
+    """One line for a ``hardware_cost`` entry of results.json (:func:`cost_summary` + its ``variants``)."""
+    if "unavailable" in entry:
+        return f"hardware cost: unavailable ({entry['unavailable']})"
+    more = f"; {len(entry['variants'])} variant(s) in results.json" if entry.get("variants") else ""
+    return (f"hardware cost ({entry['tech']}): {_eng(entry['energy_per_inference_j'], 'J')} per inference, "
+            f"latency {_eng(entry['latency_s'], 's')}, area {entry['area_mm2']:.4g} mm²{more}")
 
 
 def _eng(v: float, unit: str) -> str:

@@ -181,6 +181,7 @@ def record_cost(run: RunFolder, model: "nn.Module | Callable[[], nn.Module]", x:
     recorded as ``{"unavailable": reason}`` with a warning, so a finished run always keeps its results.
     """
     spec = cost_spec(run.config)
+    resumed = len(run.resumed)
     try:
         m = model if isinstance(model, nn.Module) else model()
         xs = x if isinstance(x, torch.Tensor) else x()
@@ -188,6 +189,8 @@ def record_cost(run: RunFolder, model: "nn.Module | Callable[[], nn.Module]", x:
     except Exception as exc:  # noqa: BLE001 - the run's own results must survive a cost failure
         warnings.warn(f"hardware cost of {what!r} could not be computed: {type(exc).__name__}: {exc}", stacklevel=2)
         entry = {"unavailable": f"{what}: {type(exc).__name__}: {exc}"}
+    finally:  # reloading the run's own checkpointed models to cost them is not a resumed step
+        del run.resumed[resumed:]
     return _keep(run, entry, label or what)
 
 

@@ -290,3 +290,18 @@ def test_endurance_methods_on_cuda_match_cpu():
     arr = PulsedArray(layer.crossbar, pulses=100, write_noise=0.0, endurance=Endurance(n_th=10, p=1.0, fail_mean=math.inf))
     arr.write(torch.tensor([[[1.6], [0.0]]], dtype=torch.float64, device="cuda"))
     assert float(layer.crossbar.g_pos[0, 0, 0]) == pytest.approx(G_MIN + 0.5 * R + R / 16, rel=1e-12)
+
+
+# ============================================================================ the experiment
+def test_endurance_experiment_quick(tmp_path):
+    from memristive.experiments import run_experiment
+
+    res, run = run_experiment("endurance", out=tmp_path / "e", quick=True)
+    rows = res["metrics"]["rows"]
+    assert [r["endurance"] for r in rows][0] == "none" and len(rows) == 2
+    assert rows[0]["failed_fraction"] == 0 and rows[1]["failed_fraction"] > 0  # n_th = 3, ~20 pulses to fail
+    assert rows[1]["window_fraction_mean"] < 1
+    for f in ("endurance.csv", "accuracy_vs_epoch.png", "results.json"):
+        assert (run.path / f).is_file()
+    with pytest.raises(ConfigError, match="insitu.endurance"):
+        run_experiment("endurance", out=tmp_path / "x", quick=True, overrides=["insitu.endurance.n_th=5"])

@@ -136,12 +136,13 @@ def _plot(run: RunFolder, curves: dict, cfg: EnduranceConfig) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     for i, (label, acc) in enumerate(curves.items()):
         ax.plot(range(1, len(acc) + 1), acc, marker="o", ms=3, color=f"C{i}", label=f"{label} ({acc[-1]:.2f} %)")
+    ax.set_xticks(range(1, cfg.epochs + 1))
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"test accuracy (%, mean of {cfg.trials} trials)")
     ax.set_title(f"in-situ training ({cfg.scheme}) on wearing VTEAM pairs, {cfg.dataset}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     run.save_figure(fig, "accuracy_vs_epoch.png")

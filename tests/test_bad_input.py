@@ -121,9 +121,24 @@ SPECIFIC = [
     ("ir-drop", "tile_sizes=[32, 32]", "tile_sizes", None),
     ("ir-drop", "timing_batch=0", "timing_batch", None),
     ("ir-drop", "solver=magic", "solver", None),
+    ("cnn-variation", "instance_seed=-1", "instance_seed", None),
+    ("cnn-variation", "instance_seed=1.5", "instance_seed", None),
+    ("cnn-variation", "software_checkpoint=/no/such/file.pt", "software_checkpoint", None),
 ]
 for _exp, _ov, _key, _core in SPECIFIC:
     CASES.append(Case(f"{_exp}:{_ov}", (lambda tmp, e=_exp, o=_ov: _build(e, o)), ConfigError, _key, _core))
+
+
+@case("cnn-variation: software_checkpoint with two networks", ConfigError, "software_checkpoint")
+def _(tmp):
+    (tmp / "m.pt").write_bytes(b"")
+    _build("cnn-variation", f"software_checkpoint={tmp / 'm.pt'}", "networks=[lenet5, resnet]")
+
+
+@case("cnn-variation: software_checkpoint run folder without a trained model", ConfigError, "software_checkpoint")
+def _(tmp):
+    (tmp / "points" / "abc").mkdir(parents=True)
+    _build("cnn-variation", f"software_checkpoint={tmp}", "networks=[resnet]")
 
 
 @case("run_experiment: config of another experiment", ConfigError, "config")

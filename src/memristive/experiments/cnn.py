@@ -112,6 +112,11 @@ class CNNVariationConfig:
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
     threads: int = 0
     seed: int = 0
+    # seed of the Monte Carlo device instances (None: derived from `seed`); a sweep over it with one
+    # trained model splits many instances into independent points (benchmarks/anchors/sweep-resnet.yaml)
+    instance_seed: int | None = None
+    # a software model's state dict (torch.save) to evaluate instead of training one (one network only)
+    software_checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         for n in self.networks:
@@ -136,6 +141,32 @@ class CNNVariationConfig:
         check(self.trials >= 1, "trials", self.trials, "must be >= 1")
         for m in self.models:
             check(m in MODELS, "models", m, f"each model must be one of {list(MODELS)}")
+        if self.instance_seed is not None:
+            check(isinstance(self.instance_seed, int) and not isinstance(self.instance_seed, bool)
+                  and self.instance_seed >= 0, "instance_seed", self.instance_seed, "must be an integer >= 0 (or null)")
+        if self.software_checkpoint is not None:
+            check(len(self.networks) == 1, "software_checkpoint", self.software_checkpoint,
+                  f"needs exactly one network in 'networks' (got {self.networks})")
+            software_state_file(self.software_checkpoint, self.networks[0])  # exists, unambiguous
+
+
+def software_state_file(path: str, network: str):
+    """The file behind ``software_checkpoint``: a state-dict file, or a cnn-variation run folder holding
+    exactly one trained ``{network}_software.pt`` (``points/<config hash>/``)."""
+    from pathlib import Path
+
+    from ..config import ConfigError
+
+    p = Path(str(path))
+    if p.is_dir():
+        found = sorted(p.glob(f"points/*/{network}_software.pt"))
+        if len(found) != 1:
+            raise ConfigError(f"software_checkpoint={str(path)!r}: a run folder must hold exactly one "
+                              f"points/*/{network}_software.pt (found {len(found)})")
+        return found[0]
+    check(p.is_file(), "software_checkpoint", str(path),
+          "must be an existing state-dict file or a cnn-variation run folder that trained this network")
+    return p
 
 
 def _dataset(name: str, n_train, n_test):
@@ -204,7 +235,15 @@ def run_network(run: RunFolder, cfg: CNNVariationConfig, net_name: str) -> dict:
         return m.state_dict()
 
     sw = make()
-    sw.load_state_dict(run.checkpoint_torch(f"{net_name}_software", train_sw))
+    if cfg.software_checkpoint is not None:
+        state = torch.load(software_state_file(cfg.software_checkpoint, net_name), weights_only=True, map_location="cpu")
+        try:
+            sw.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError) as exc:
+            raise ValueError(f"software_checkpoint={cfg.software_checkpoint!r}: not a state dict of this {net_name} "
+                             f"(width {cfg.resnet_width}, {shape[0]} input channels): {str(exc).splitlines()[0]}") from None
+    else:
+        sw.load_state_dict(run.checkpoint_torch(f"{net_name}_software", train_sw))
     sw.eval()
 
     def finetune(train_cfg: CrossbarConfig, key: str):
@@ -230,10 +269,11 @@ def run_network(run: RunFolder, cfg: CNNVariationConfig, net_name: str) -> dict:
     sw_acc = round(100 * float(accuracy(sw, x_te, data.y_test)[0]), 2)  # the software model, in software
     rows = []
     pts = _eval_points(cfg)
+    inst = cfg.seed * 100003 if cfg.instance_seed is None else 1_000_003 * (cfg.instance_seed + 1)
     for i, (sweep, value, xcfg) in enumerate(tqdm(pts, desc=f"{net_name}: {cfg.trials} instances")):
         for name, base in models.items():
             def point(base=base, xcfg=xcfg, i=i):
-                m = program(copy.deepcopy(base), xcfg, trials=cfg.trials, seed=cfg.seed * 100003 + 7919 * (i + 1))
+                m = program(copy.deepcopy(base), xcfg, trials=cfg.trials, seed=inst + 7919 * (i + 1))
                 return summary(accuracy(m, x_te, data.y_test, batch_size=cfg.eval_batch))
 
             res = run.checkpoint(f"{net_name}_{sweep}_{value:g}_{name}", point)

@@ -134,6 +134,23 @@ def test_insitu_failed_devices_stick_after_the_first_write(write_model):
     assert stats["endurance"]["failed"] == n_written
 
 
+def test_exact_writes_charge_one_per_changed_device_and_wear_follows_a_row_permutation():
+    w = torch.tensor([[0.5, -0.5], [0.25, 0.0], [0.1, 0.2]], dtype=torch.float64)
+    xb = _one_layer(w, trials=2).crossbar
+    arr = DeviceArray(xb, w, endurance=Endurance(n_th=1e9, fail_mean=1e9))
+    arr.write(torch.tensor([[0.0, 0.0], [0.0, -0.2], [0.1, 0.0]], dtype=torch.float64))
+    arr.write(torch.tensor([[0.0, 0.0], [0.0, -0.1], [0.0, 0.0]], dtype=torch.float64))
+    # offset pairs: G− of cell (1, 1) changes twice (0 -> 0.2 -> 0.3); G+ of (2, 0) once; nothing else
+    expect_neg = torch.tensor([[0.0, 0.0], [0.0, 2.0], [0.0, 0.0]], dtype=torch.float64).expand(2, -1, -1)
+    expect_pos = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0]], dtype=torch.float64).expand(2, -1, -1)
+    assert torch.equal(arr.wear["neg"].writes, expect_neg) and torch.equal(arr.wear["pos"].writes, expect_pos)
+    rows = torch.tensor([[2, 0, 1], [1, 2, 0]])
+    arr.permute_rows(rows)
+    for t in range(2):
+        assert torch.equal(arr.wear["pos"].writes[t], expect_pos[t][rows[t]])
+        assert torch.equal(arr.wear["neg"].writes[t], expect_neg[t][rows[t]])
+
+
 def test_insitu_endurance_config_nests_and_validates():
     cfg = from_dict(InSituConfig, apply_overrides({}, ["endurance.n_th=100", "endurance.stuck=lrs"]))
     assert cfg.endurance == Endurance(n_th=100.0, stuck="lrs")

@@ -204,9 +204,8 @@ class Wear(nn.Module):
 
     def map_(self, fn) -> None:
         """Apply ``fn`` to every per-device tensor (e.g. a row permutation of the array)."""
-        for name, buf in list(self._buffers.items()):
-            if buf is not None:
-                setattr(self, name, fn(buf))
+        for name, buf in list(self.named_buffers(recurse=False)):
+            setattr(self, name, fn(buf))
 
     def extra_repr(self) -> str:
         return f"shape={tuple(self.writes.shape)}, {self.cfg}"

@@ -64,3 +64,27 @@ def test_normal_like_keeps_a_transposed_layout_and_is_standard_normal():
     for dim in range(3):
         other = tuple(d for d in range(3) if d != dim)
         assert ((z.std(dim=other) - 1).abs() < 0.1).all() and (z.mean(dim=other).abs() < 0.1).all()
+
+
+def test_set_adc_range_fixes_one_arrays_full_scale():
+    """Two arrays sharing one config object each keep their own full scale; codes = hand formula."""
+    from memristive.config import ConfigError
+    from memristive.crossbar import CrossbarConfig
+
+    torch.manual_seed(3)
+    cfg = CrossbarConfig(memristor=DEV, adc=Converter(bits=5))
+    a = Crossbar.from_weights(torch.randn(20, 4), config=cfg)
+    b = Crossbar.from_weights(torch.randn(20, 4) * 3, config=cfg)
+    a.set_adc_range(0.01)
+    b.set_adc_range(0.5)
+    x = torch.rand(6, 20)
+    for xb, fs in ((a, 0.01), (b, 0.5)):
+        with torch.no_grad():
+            out = xb.mvm(x * 0.2)
+        delta = fs / 15
+        hand = torch.round((x * 0.2) @ xb.g_diff() * xb.config.r_s / delta).clamp(-15, 15) * delta
+        assert torch.isclose(out, hand, rtol=1e-5, atol=1e-9).float().mean() > 0.99
+    assert cfg.adc.range is None  # the shared config is untouched
+    for bad in (0.0, -1.0, math.inf, True):
+        with pytest.raises(ConfigError, match="adc_range="):
+            a.set_adc_range(bad)

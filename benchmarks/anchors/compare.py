@@ -132,14 +132,14 @@ def build_memristive(model, ph: Physics, full_scales, read_mode: str | None, tri
         memristor="ti-alox-taox",
         nonidealities=[Fluctuation(sigma=ph.prog)] if (prog and ph.prog > 0) else [],
         read_noise=ReadNoise(sigma=ph.read, mode=read_mode) if read_mode else None,
+        adc=Converter(bits=BITS) if adc else Converter(),
     )
     hw = convert(model, cfg, trials=trials, seed=seed)
     layers = [m for m in hw if hasattr(m, "crossbar")]
     for layer, r_w in zip(layers, full_scales):
         xb = layer.crossbar
-        c = xb.config
-        volts = r_w * c.v_read * c.r_s * xb.k  # weight units -> column output voltage
-        c.adc = Converter(bits=BITS, range=volts) if adc else Converter()
+        if adc:  # each layer its own static full scale (the layers share one config object)
+            xb.set_adc_range(r_w * cfg.v_read * cfg.r_s * xb.k)  # weight units -> column output voltage
     return hw.eval()
 
 
@@ -589,7 +589,7 @@ def main() -> None:
     text = (f"784x256x10 MLP, {len(x)} {source} inputs, batch {args.batch}; medians of {args.repeats} rounds "
             f"(training: {args.train_repeats}); ratios per round against the digital pass of the same round "
             f"(range over rounds in brackets)\n\n{md_table}\n")
-    from memristive.experiments.runner import atomic_write_bytes
+    from memristive.io import atomic_write_bytes
 
     atomic_write_bytes(out.file("table.md"), text.encode())
     print("\n" + text)

@@ -554,6 +554,15 @@ class Crossbar(nn.Module):
         return self.matmul(x)
 
     @torch.no_grad()
+    def set_adc_range(self, full_scale: float) -> None:
+        """Fix this array's ADC full scale to ``full_scale`` volts (a static converter; it overrides
+        ``config.adc.range``, which the converted layers of a model share)."""
+        check(isinstance(full_scale, (int, float)) and not isinstance(full_scale, bool) and math.isfinite(full_scale)
+              and full_scale > 0, "adc_range", full_scale, "must be a finite full scale > 0 volts")
+        self.adc_range.fill_(float(full_scale))
+        self._sync()
+
+    @torch.no_grad()
     def calibrate_adc(self, x: torch.Tensor, percentile: float = 100.0) -> float:
         """Fix the ADC full scale (volts) from sample inputs: the given percentile of |partial sums|."""
         cfg = self.config

@@ -320,5 +320,8 @@ def test_endurance_experiment_quick(tmp_path):
     assert rows[1]["window_fraction_mean"] < 1
     for f in ("endurance.csv", "accuracy_vs_epoch.png", "results.json"):
         assert (run.path / f).is_file()
+    hc = res["hardware_cost"]  # the cost of the configuration (issue 17): inference + every run's writes
+    assert "unavailable" not in hc and hc["energy_per_inference_j"] > 0
+    assert [w["label"] for w in hc["training_writes"]] == [r["endurance"] for r in rows]
     with pytest.raises(ConfigError, match="insitu.endurance"):
         run_experiment("endurance", out=tmp_path / "x", quick=True, overrides=["insitu.endurance.n_th=5"])

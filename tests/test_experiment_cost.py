@@ -163,7 +163,7 @@ TINY = {
 SMOKE_TESTED = {"defects", "calibration-fig6", "calibration-mapping", "calibration-threshold", "calibration-table1",
                 "drift", "ir-drop", "nonlinear-iv", "write-verify", "hardware-cost", "gru-variation", "trajectories",
                 "urbansound-bits", "urbansound-snr", "soc", "cost-accuracy", "dtga-mnist", "dtga-noise", "dtga-ablation",
-                "dtga-regime"}
+                "dtga-regime", "endurance"}
 
 
 def test_every_registered_experiment_has_a_fast_cost_check():

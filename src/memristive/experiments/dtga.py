@@ -87,14 +87,14 @@ def _train(run: RunFolder, key: str, insitu: DTGAConfig, data, epochs: int, tria
     return run.checkpoint(key, go)
 
 
-def _record_cost(run: RunFolder, insitu: DTGAConfig, seed: int, noise, x: torch.Tensor, training: list[dict]) -> None:
+def record_dtga_cost(run: RunFolder, insitu: DTGAConfig, seed: int, noise, x: torch.Tensor, training: list[dict]) -> None:
     """The inference cost of the VTEAM-pair MLP as first programmed (the trained conductances are not
     kept) and the write cost of the training runs from their recorded pulses (and VTEAM pulse energy)."""
     record_cost(run, lambda: InSituMLP(insitu, trials=1, seed=seed, noise=noise), x,
                 "the VTEAM-pair MLP at its initial programming (before in-situ training)", training=training)
 
 
-def _writes(label: str, res: dict, trials: int) -> dict:
+def training_writes(label: str, res: dict, trials: int) -> dict:
     hist = res["history"]
     return {"label": label, "pulses": sum(h["pulses"] for h in hist), "trials": trials,
             "recorded_energy_j": sum(h["energy"] for h in hist) if all("energy" in h for h in hist) else None}
@@ -148,8 +148,8 @@ def _compare_body(cfg: DTGACompareConfig, run: RunFolder) -> dict:
                              "train_loss_mean": round(sum(h["loss"]) / len(h["loss"]), 5)})
     run.write_csv("epochs.csv", csv_rows)
     run.write_csv("summary.csv", [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in r.items()} for r in rows])
-    _record_cost(run, cfg.insitu, cfg.seed, cfg.noise, data.x_test,
-                 [_writes(s, results[s], cfg.trials) for s in cfg.schemes])
+    record_dtga_cost(run, cfg.insitu, cfg.seed, cfg.noise, data.x_test,
+                 [training_writes(s, results[s], cfg.trials) for s in cfg.schemes])
     by = {r["scheme"]: r for r in rows}
     out = {"dataset": cfg.dataset, "data_source": data.source, "noise": cfg.noise, "schemes": rows,
            "paper": PAPER[cfg.dataset]}
@@ -273,13 +273,13 @@ def _noise_body(cfg: DTGANoiseConfig, run: RunFolder) -> dict:
                 res = _train(run, f"{dataset}_{mode}_{scheme}", _with_scheme(insitu, scheme), data, cfg.epochs,
                              len(etas), cfg.seed, etas, f"{dataset} {mode} {scheme}")
                 acc = res["history"][-1]["accuracy"]
-                writes.append(_writes(f"{dataset} {mode} {scheme}", res, len(etas)))
+                writes.append(training_writes(f"{dataset} {mode} {scheme}", res, len(etas)))
                 for k, eta in enumerate(cfg.noise_factors):
                     vals = acc[k * cfg.trials:(k + 1) * cfg.trials]
                     rows.append({"dataset": dataset, "p2p_mode": mode, "scheme": scheme, "noise": eta,
                                  **_summary(vals)})
     run.write_csv("accuracy_vs_noise.csv", rows)
-    _record_cost(run, cfg.insitu, cfg.seed, cfg.noise_factors[0], data.x_test, writes)
+    record_dtga_cost(run, cfg.insitu, cfg.seed, cfg.noise_factors[0], data.x_test, writes)
     tolerance = _tolerance(rows)
     _plot_noise(run, rows, cfg)
     return {"points": rows, "tolerance": tolerance, "paper": {d: PAPER[d]["noise_tolerance"] for d in PAPER},
@@ -384,8 +384,8 @@ def _ablation_body(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
         res = _train(run, key, _with_scheme(cfg.insitu, scheme, **rule), data, cfg.epochs, cfg.trials, cfg.seed,
                      cfg.noise, name)
         rows.append(_scheme_row(name, res))
-        writes.append(_writes(name, res, cfg.trials))
-    _record_cost(run, cfg.insitu, cfg.seed, cfg.noise, data.x_test, writes)
+        writes.append(training_writes(name, res, cfg.trials))
+    record_dtga_cost(run, cfg.insitu, cfg.seed, cfg.noise, data.x_test, writes)
     run.write_csv("ablation.csv", [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in r.items()} for r in rows])
     _plot_costs(run, rows, f"ablation, {cfg.dataset}")
     import matplotlib
@@ -515,7 +515,7 @@ def _regime_body(cfg: DTGARegimeConfig, run: RunFolder) -> dict:
                                  "test_accuracy": d["test"]["mean"], "pulses": d["pulses"], "reads": d["reads"],
                                  "wall_s": d["wall_s"]})
     run.write_csv("regime.csv", rows)
-    _record_cost(run, cfg.insitu, cfg.seed, cfg.noise, full.x_test,
+    record_dtga_cost(run, cfg.insitu, cfg.seed, cfg.noise, full.x_test,
                  [{"label": k, "pulses": d["pulses"], "trials": cfg.trials} for k, d in done_all.items()])
     names = [n for n, _, _ in _variants(cfg)]
     gains = _regime_gains(rows, names)

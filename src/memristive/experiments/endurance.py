@@ -18,7 +18,8 @@ import torch
 from ..config import check, to_dict
 from ..endurance import Endurance
 from ..methods.dtga import SCHEMES, DTGAConfig, InSituMLP, train_insitu
-from .common import load_data
+from .common import CostConfig, load_data
+from .dtga import record_dtga_cost, training_writes
 from .folder import RunFolder
 from .registry import experiment
 
@@ -37,7 +38,7 @@ def _default_endurances() -> list[Endurance]:
 
 
 @dataclass
-class EnduranceConfig:
+class EnduranceConfig(CostConfig):
     """In-situ training (DTGA rule ``scheme``) without and with each endurance of ``endurances``."""
 
     dataset: str = "mnist"
@@ -99,7 +100,7 @@ def run_endurance(cfg: EnduranceConfig, run: RunFolder) -> dict:
 def _body(cfg: EnduranceConfig, run: RunFolder) -> dict:
     data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
     base = dataclasses.replace(cfg.insitu, update=dataclasses.replace(cfg.insitu.update, scheme=cfg.scheme))
-    rows, curves = [], {}
+    rows, curves, writes = [], {}, []
     for i, end in enumerate([None, *cfg.endurances]):
         label = _label(end)
         res = _train(run, f"{cfg.dataset}_{i}", dataclasses.replace(base, endurance=end), data, cfg,
@@ -122,6 +123,8 @@ def _body(cfg: EnduranceConfig, run: RunFolder) -> dict:
             "energy_J": sum(h["energy"] for h in hist),
         })
         curves[label] = [100 * h["accuracy_mean"] for h in hist]
+        writes.append(training_writes(label, res, cfg.trials))
+    record_dtga_cost(run, base, cfg.seed, cfg.noise, data.x_test, writes)
     run.write_csv("endurance.csv", rows)
     _plot(run, curves, cfg)
     ref = rows[0]["accuracy_mean"]

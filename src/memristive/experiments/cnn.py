@@ -280,7 +280,10 @@ def run_network(run: RunFolder, cfg: CNNVariationConfig, net_name: str) -> dict:
             rows.append({"network": net_name, "dataset": ds_name, "sweep": sweep, "value": value, "model": name, **res})
     first = next(iter(models))
     record_cost(run, models[first], x_te, f"{net_name} ({first}) on the experiment's crossbar config", label=net_name)
-    return {"dataset": ds_name, "source": data.source, "software": sw_acc, "rows": rows,
+    # one record per evaluation point, labelled uniquely (sweep reports flatten it to scalar columns)
+    per_point = [{"point": f"{r['sweep']}={r['value']:g} {r['model']}",
+                 **{k: r[k] for k in ("mean", "std", "min", "max", "trials")}} for r in rows]
+    return {"dataset": ds_name, "source": data.source, "software": sw_acc, "accuracy": per_point, "rows": rows,
             "report": report.to_dict(), "report_text": str(report),
             "weights": sum(p.numel() for p in sw.parameters())}
 

@@ -268,4 +268,8 @@ def test_every_experiment_quick_end_to_end(name, tmp_path):
     r2 = _cli("run", name, "--quick", "--out", str(out), timeout=1800)
     assert r2.returncode == 0, r2.stderr[-3000:]
     res2 = json.loads((out / "results.json").read_text())
-    assert res2["discarded_checkpoints"] == [] and len(res2["resumed_points"]) >= len(res["timings"]) - 1
+    # the second run computes no checkpoint again (timings list only the checkpoints a run computed);
+    # a checkpoint needed only to compute another one (e.g. soc's QAT models behind its bit-width
+    # points) is not even loaded when that other one is resumed
+    assert res2["discarded_checkpoints"] == [] and set(res2["timings"]) == {"total_s"}, res2["timings"]
+    assert res2["resumed_points"] and set(res2["resumed_points"]) <= set(res["timings"])

@@ -106,7 +106,9 @@ class Programmed:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x (T|1, N, rows) → (T, N, cols)`` through DAC, array, ADC."""
-        y = self.crossbar.matmul(x) * self.scale
+        y = self.crossbar.matmul(x)
+        # the per-column scales; without autograd in place on the fresh read output
+        y = y.mul_(self.scale) if not torch.is_grad_enabled() else y * self.scale
         if self.w_q is None:
             return y
         lin = torch.matmul(x.detach(), self.w_q)

@@ -176,6 +176,7 @@ def test_soc_experiment_smoke(tmp_path, monkeypatch):
     over = ["battery.max_hours=0.05", "battery.parameter_set=Chen2020", "battery.model=SPM", "window=10", "step_s=4",
             "train_stride_s=8", "test_stride_s=8"]
     res, run = run_experiment("soc", out=tmp_path / "soc", quick=True, overrides=over)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     m = res["metrics"]
     assert m["substitute"] and "simulated" in m["data_source"]
     assert [r["bits"] for r in m["table"]] == ["fp", 8, 4]

@@ -415,6 +415,7 @@ def test_fig6_quick_smoke(tmp_path):
 
     quick = ["defect_percents=[0,20]", "trials=2", "n_train=1000", "n_test=500", "epochs=1"]
     res, run = run_experiment("calibration-fig6", out=tmp_path / "fig6", quick=True, overrides=quick)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     pts = res["metrics"]["points"]
     assert [p["defect_percent"] for p in pts] == [0, 20]
     assert pts[0]["none"]["mean"] == pts[0]["calibration"]["mean"]  # no defects: calibration changes nothing
@@ -448,12 +449,14 @@ def test_mapping_and_threshold_studies_quick_smoke(tmp_path):
 
     small = ["n_train=1000", "n_test=500", "epochs=1", "trials=2"]
     res, run = run_experiment("calibration-mapping", out=tmp_path / "map", quick=True, overrides=small)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     rows = {r["variant"]: r for r in res["metrics"]["rows"]}
     assert rows["balanced"]["harmful_stuck_fraction_W1"] == 1.0  # every balanced device sits above G_min
     assert 0.3 < rows["offset (default)"]["harmful_stuck_fraction_W1"] < 0.7  # ~half sit at G_min
     assert (run.path / "mapping.png").is_file()
     res, run = run_experiment("calibration-threshold", out=tmp_path / "th", quick=True,
                               overrides=small + ["insitu.n_train=400", "gates=[both]"])
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     before = res["metrics"]["before_insitu"]
     assert before["none"] != before["calibration"]  # measured on the same arrays, before and after calibrate()
     by_th = {r["threshold"]: r for r in res["metrics"]["rows"]}

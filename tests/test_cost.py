@@ -215,6 +215,7 @@ def test_cost_accuracy_experiment_small(tmp_path):
                        ["n_train=600", "n_test=200", "epochs=1", "adc_bits=[3,8]", "tiles=[64]", "cost_inputs=20",
                         "trials=1"], quick=True)
     res, _ = run_experiment("cost-accuracy", cfg, tmp_path / "ca", quick=True)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     pts = res["metrics"]["points"]
     assert [p["adc_bits"] for p in pts] == [3, 8]
     assert pts[1]["adc_nj"] == pytest.approx(pts[0]["adc_nj"] * 2**5, rel=1e-3)  # Walden: 2^b per conversion

@@ -239,6 +239,7 @@ def test_drift_experiment_smoke(tmp_path):
 
     results, _ = run_experiment("drift", out=tmp_path / "drift", quick=True,
                                 overrides=["n_train=600", "n_test=200", "trials=3", "times=[1.0, 315576000.0]"])
+    assert "energy_per_inference_j" in results["hardware_cost"], results["hardware_cost"]  # the run's cost
     pts = results["metrics"]["points"]
     assert len(pts) == 2 * 2 * 3
     for model in ("pcm", "rram"):

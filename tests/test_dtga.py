@@ -239,6 +239,7 @@ def test_experiments_quick_smoke(tmp_path):
     from memristive.experiments import run_experiment
 
     res, run = run_experiment("dtga-mnist", out=tmp_path / "m", quick=True)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     m = res["metrics"]
     assert [r["scheme"] for r in m["schemes"]] == ["baseline", "dtga"]
     assert m["paper"]["dtga"] == 96.15 and "dtga_vs_baseline" in m
@@ -247,11 +248,14 @@ def test_experiments_quick_smoke(tmp_path):
     res2, _ = run_experiment("dtga-mnist", out=tmp_path / "m", quick=True)  # resumes from checkpoints
     assert len(res2["resumed_points"]) == 2 and res2["metrics"]["schemes"] == m["schemes"]
     res, run = run_experiment("dtga-noise", out=tmp_path / "n", quick=True)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     assert {p["noise"] for p in res["metrics"]["points"]} == {0.0, 0.05}
     assert (run.path / "accuracy_vs_noise.png").is_file()
     res, run = run_experiment("dtga-ablation", out=tmp_path / "a", quick=True)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     assert len(res["metrics"]["rows"]) == 5 and (run.path / "ablation.png").is_file()
     res, run = run_experiment("dtga-regime", out=tmp_path / "r", quick=True, overrides=["lrs=[2.0]"])
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     pts = res["metrics"]["points"]
     assert {p["variant"] for p in pts} == {"baseline", "ga", "dt (device)", "dtga (device)"}
     assert {p["threshold"] for p in pts} == {0.5, 8.0} and (run.path / "regime.png").is_file()

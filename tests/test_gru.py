@@ -180,6 +180,7 @@ def test_gru_variation_quick_smoke(tmp_path):
     from memristive.experiments import run_experiment
 
     res, run = run_experiment("gru-variation", out=tmp_path / "v", quick=True)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     m = res["metrics"]
     assert [r["variation"] for r in m["table"]] == [0.0, 0.14, 0.28]
     assert (tmp_path / "v" / "results.csv").is_file() and (tmp_path / "v" / "accuracy_vs_variation.png").is_file()

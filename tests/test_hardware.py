@@ -78,6 +78,7 @@ def test_hardware_cost_experiment_quick(tmp_path):
     from memristive.experiments import run_experiment
 
     res, _ = run_experiment("hardware-cost", out=tmp_path / "hw", quick=True)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     lay = res["metrics"]["layouts"]["split"]
     assert lay["parameters"] == 3 * (20 * 32 + 32 * 32 + 64) + 3 * (32 * 32 + 32 * 32 + 64) + 330
     assert (tmp_path / "hw" / "results.csv").is_file()

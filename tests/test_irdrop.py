@@ -277,6 +277,7 @@ def test_ir_drop_quick_smoke(tmp_path):
     from memristive.experiments.runner import run_experiment
 
     results, run = run_experiment("ir-drop", out=tmp_path / "ir", quick=True)
+    assert "energy_per_inference_j" in results["hardware_cost"], results["hardware_cost"]  # the run's cost
     pts = results["metrics"]["points"]
     assert [(p["tile_size"], p["wire_ohm"]) for p in pts] == [(32, 0.0), (32, 2.0)]
     assert pts[0]["layer1_rel_error"] == 0.0 and pts[1]["layer1_rel_error"] > 0.01

@@ -163,6 +163,7 @@ def test_nonlinear_iv_experiment_smoke(tmp_path):
                                 overrides=["n_train=600", "n_test=200", "nonlinearities=[0.0, 4.0]",
                                            "read_voltages=[0.2]", "wire_samples=1", "wire_tile=8",
                                            "wire_nonlinearities=[0.0, 4.0]"])
+    assert "energy_per_inference_j" in results["hardware_cost"], results["hardware_cost"]  # the run's cost
     pts = results["metrics"]["points"]
     assert pts[0]["layer1_rel_error"] == 0.0 and pts[1]["layer1_rel_error"] > 0.01
     wires = results["metrics"]["wires"]

@@ -180,6 +180,7 @@ def test_table1_quick_smoke(tmp_path):
 
     res, run = run_experiment("calibration-table1", out=tmp_path / "t1", quick=True,
                               overrides=["n_train=1000", "n_test=500", "epochs=1", "sizes=[784,32,10]"])
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     table = res["metrics"]["table"]
     assert set(table) == {"none", "liu", "calibration", "ours"}
     assert set(table["ours"]) == {"W1", "W2", "W1&W2"}

@@ -172,6 +172,8 @@ def test_trajectories_quick_smoke(tmp_path):
     from memristive.experiments import run_experiment
 
     res, _ = run_experiment("trajectories", out=tmp_path / "t", quick=True)
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
+    assert res["hardware_cost"]["unread_layers"] == [] and res["resumed_points"] == []  # costing reloads no "step"
     pts = res["metrics"]["points"]
     assert [p["bits"] for p in pts] == [3, 6, 16]
     for p in pts:

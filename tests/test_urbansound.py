@@ -197,6 +197,7 @@ def test_urbansound_experiments_smoke(tmp_path, monkeypatch):
     small = ["duration=1.0", "substitute.clips_per_class=10", "substitute.speech_pool=4", "substitute.workers=1",
              "fp.epochs=2", "trials=2"]
     res, run = run_experiment("urbansound-bits", out=tmp_path / "bits", quick=True, overrides=small + ["bits=[3,16]"])
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     m = res["metrics"]
     assert m["substitute"] and "SUBSTITUTE" in m["data_source"]
     assert [r["bits"] for r in m["table"]] == [3, 16] and m["table"][1]["paper"] == 93.82
@@ -206,6 +207,7 @@ def test_urbansound_experiments_smoke(tmp_path, monkeypatch):
     again, _ = run_experiment("urbansound-bits", out=tmp_path / "bits", quick=True, overrides=small + ["bits=[3,16]"])
     assert "fp_model" in again["resumed_points"] and again["metrics"]["table"] == m["table"]
     res, run = run_experiment("urbansound-snr", out=tmp_path / "snr", quick=True, overrides=small + ["snr_db=[0]"])
+    assert "energy_per_inference_j" in res["hardware_cost"], res["hardware_cost"]  # the run's cost
     table = res["metrics"]["table"]
     assert [r["snr_db"] for r in table] == ["clean", 0.0] and table[1]["paper_fp"] == 79.52
     assert json.loads((run.path / "results.json").read_text())["metrics"]["bits"] == 6

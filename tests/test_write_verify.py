@@ -140,6 +140,7 @@ def test_write_verify_experiment_smoke(tmp_path):
     results, _ = run_experiment("write-verify", out=tmp_path / "wv", quick=True,
                                 overrides=["n_train=600", "n_test=200", "trials=1", "tolerances=[0.05, 0.01]",
                                            "models=[linear]"])
+    assert "energy_per_inference_j" in results["hardware_cost"], results["hardware_cost"]  # the run's cost
     pts = results["metrics"]["points"]
     assert [p["tol"] for p in pts] == [0.05, 0.01]
     for p in pts:

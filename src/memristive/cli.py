@@ -143,6 +143,10 @@ def _summary(name: str, results: dict, folder: Path) -> str:
                  f"torch thread(s); {resumed} of {resumed + max(computed, 0)} checkpointed step(s) resumed"
                  + (f", {len(results['discarded_checkpoints'])} unusable checkpoint(s) recomputed"
                     if results.get("discarded_checkpoints") else ""))
+    if "hardware_cost" in results:
+        from .hardware import cost_line
+
+        lines.append(cost_line(results["hardware_cost"]))
     lines.append(f"results: {folder / 'results.json'}")
     for kind, pattern in (("table", "*.csv"), ("plot", "*.png")):
         for p in sorted(folder.glob(pattern)):

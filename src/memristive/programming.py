@@ -207,8 +207,7 @@ def write_verify(target: torch.Tensor, model, g_start: torch.Tensor | float | No
         g_new = model.pulse(g, n, generator)
         g_new = torch.where(go, g_new, g)
         if wear is not None:
-            wear.record(n)
-            g_new, _ = wear.constrain(g_new, g)
+            g_new = wear.write(g, g_new, n)
         v2 = torch.where(n > 0, model.v_set ** 2, model.v_reset ** 2)
         energy = energy + n.abs() * v2 * model.width * (g + g_new) / 2
         pulses = pulses + n.abs()

@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 from ..config import check
 from ..crossbar import CrossbarConfig
 from ..devices import DEVICES, PRESETS, device_from_spec
+from ..devices.pulsed import SoftBoundsDevice
 from ..methods.analog_optim import AnalogSGD, MixedPrecision, TikiTaka, trial_loss
 from ..nn import convert, mlp
 from .cnn import lenet5
-from .common import load_data
+from .common import CostConfig, load_data, record_cost, record_cost_unavailable
 from .runner import RunFolder, experiment
 
 OPTIMIZERS = ("sgd-stochastic", "sgd-deterministic", "manhattan", "mixed-precision", "tiki-taka", "tiki-taka-v2")
@@ -30,7 +31,7 @@ MODELS = ("mlp", "lenet5")
 
 
 @dataclass
-class AnalogTrainingConfig:
+class AnalogTrainingConfig(CostConfig):
     """Optimizers × devices × networks × datasets. ``devices`` are preset names (``memristive devices``)
     or a registered kind with its defaults; ``dtga`` is the VTEAM preset of the DTGA work; ``models``:
     ``mlp`` (``sizes``, no bias) and/or ``lenet5`` (biases trained digitally by SGD at ``lr``, as in the
@@ -234,7 +235,27 @@ def run_analog_training(cfg: AnalogTrainingConfig, run: RunFolder) -> dict:
             tables[ds][model_name] = {"digital_sgd": [round(a, 3) for a in ref], "data_source": data.source,
                                       "n_train": len(data.x_train), "epochs": cfg.n_epochs(model_name), "final": final}
             _plot(run, ds, model_name, rows, ref, cfg)
+    _record_costs(cfg, run, tables)
     return {"tables": tables}
+
+
+def _record_costs(cfg: AnalogTrainingConfig, run: RunFolder, tables: dict) -> None:
+    """Hardware cost of each network at its initial weights on the first device, with the write cost of
+    every optimizer/device/dataset's recorded pulses (the first network is the entry, others variants)."""
+    if not cfg.devices:
+        record_cost_unavailable(run, "no device in 'devices'")
+        return
+    dev_name = cfg.devices[0]
+    x_test = load_data(cfg.datasets[0], None, cfg.n_test).x_test
+    for model_name in cfg.models:
+        xcfg = CrossbarConfig(memristor=device_for(dev_name), v_read=0.01,
+                              mapping={"kind": "balanced-state", "w_max": cfg.device_w_max.get(dev_name, cfg.w_max)})
+        writes = [{"label": f"{r['dataset']} {model_name} {r['optimizer']} {r['device']}", "pulses": r["pulses"],
+                   "trials": cfg.trials, "recorded_energy_j": r["energy_j"]}
+                  for t in tables.values() for r in t[model_name]["final"]]
+        record_cost(run, lambda: convert(build_network(model_name, cfg), xcfg, trials=1, seed=cfg.seed),
+                    inputs(model_name, x_test), f"the {model_name} at its initial weights on {dev_name}",
+                    label=model_name, training=writes)
 
 
 def _plot(run: RunFolder, ds: str, model_name: str, rows: list[dict], ref: list[float], cfg: AnalogTrainingConfig) -> None:
@@ -264,7 +285,7 @@ def _plot(run: RunFolder, ds: str, model_name: str, rows: list[dict], ref: list[
 
 # ============================================================================ the Tiki-Taka toy problem
 @dataclass
-class AnalogToyConfig:
+class AnalogToyConfig(CostConfig):
     """Noisy linear regression ``y = x W* + ε`` (8 inputs, 4 outputs, |W*| ≤ 0.5, ε ~ N(0, noise²)),
     batch 8, on balanced pairs of symmetric soft-bounds devices (``dw_min`` per pulse, w_max = 1):
     the device drifts to its symmetry point under zero-mean noisy updates, so plain analog SGD
@@ -339,6 +360,11 @@ def toy_digital(cfg: AnalogToyConfig) -> dict:
             "rms_error_max": err, "rms_target": float(w_true.pow(2).mean().sqrt()), "pulses": 0.0, "wall_s": 0.0}
 
 
+def _zero(m: torch.nn.Module) -> None:
+    if isinstance(m, torch.nn.Linear):
+        torch.nn.init.zeros_(m.weight)
+
+
 @experiment(
     "analog-toy",
     "Tiki-Taka vs analog SGD on a noisy linear regression with symmetric soft-bounds devices (RMS weight error)",
@@ -349,4 +375,9 @@ def run_analog_toy(cfg: AnalogToyConfig, run: RunFolder) -> dict:
     rows = [run.checkpoint(f"toy__{o}", lambda: toy_regression(cfg, o)) for o in cfg.optimizers]
     rows.append(run.checkpoint("toy__digital", lambda: toy_digital(cfg)))
     run.write_csv("toy.csv", [{k: v for k, v in r.items() if k != "rms_error"} for r in rows])
+    xcfg = CrossbarConfig(memristor=SoftBoundsDevice(dw_min=cfg.dw_min), mapping={"kind": "balanced", "w_max": 1.0})
+    x = torch.randn(cfg.cost.inputs, 8, generator=torch.Generator().manual_seed(cfg.seed))
+    record_cost(run, lambda: convert(torch.nn.Sequential(torch.nn.Linear(8, 4, bias=False)).apply(_zero), xcfg), x,
+                "the 8x4 toy array at W = 0 (its start) on N(0, 1) inputs",
+                training=[{"label": r["optimizer"], "pulses": r["pulses"], "trials": cfg.trials} for r in rows[:-1]])
     return {"rows": rows}

@@ -54,7 +54,7 @@ from ..methods.qat import SequenceTask, TrainConfig, predict, quantize_finetune,
 from ..nn.gru import GRUNet, convert_gru
 from ..nonideal import DeviceVariation
 from ..quant import QuantConfig, WeightNoise
-from .common import summary
+from .common import CostConfig, record_cost, summary
 from .runner import RunFolder, experiment
 
 # ------------------------------------------------------------------------------ the paper's numbers
@@ -150,7 +150,7 @@ def _plot_setup():
 
 # ====================================================================================== sound
 @dataclass
-class SoundConfig:
+class SoundConfig(CostConfig):
     """Urban sound classification with the memristor GRU (shared by both sound experiments)."""
 
     dataset: Literal["auto", "urbansound8k", "substitute"] = "auto"
@@ -268,6 +268,11 @@ def run_urbansound_bits(cfg: UrbanSoundBitsConfig, run: RunFolder) -> dict:
                 return {"bits": b, "software": round(sw, 2), "crossbar": summary(hw / 100)}
 
             rows.append(frun.checkpoint(f"bits_{b}", point))
+        if fold == cfg.test_folds[0]:
+            b0 = cfg.bits[0]
+            record_cost(run, lambda: convert_gru(_train_qat(frun, fp_net, task, b0, noise, cfg.qat, cfg.seed + 17 * b0),
+                                                 cfg.crossbar, seed=cfg.seed), task.x_test,
+                        f"the {b0}-bit QAT GRU of fold {fold} on the experiment's crossbar config, without eval_variation")
         per_fold.append({"fold": fold, "full_precision": round(fp_acc, 2), "baseline_mfcc_stats": base, "points": rows,
                          "confusion_fp": _confusion(predict(fp_net, task.x_test), task.y_test)})
     table = _bits_table(per_fold, cfg.bits)
@@ -397,6 +402,10 @@ def run_urbansound_snr(cfg: UrbanSoundSNRConfig, run: RunFolder) -> dict:
                 return res
 
             rows.append(frun.checkpoint(f"snr_{'clean' if snr is None else f'{snr:g}'}", point))
+        if fold == cfg.test_folds[0]:
+            record_cost(run, lambda: convert_gru(q_net, cfg.crossbar, seed=cfg.seed), task.x_test,
+                        f"the {cfg.bits}-bit QAT GRU of fold {fold} on the experiment's crossbar config (clean test "
+                        "features), without eval_variation")
         per_fold.append({"fold": fold, "points": rows})
     table = _snr_table(per_fold, cfg)
     run.write_csv("results.csv", table)
@@ -449,7 +458,7 @@ def _plot_snr(run: RunFolder, table: list[dict], cfg: UrbanSoundSNRConfig, ds: S
 
 # ====================================================================================== SOC
 @dataclass
-class SOCConfig:
+class SOCConfig(CostConfig):
     """SOC estimation on FUDS at each temperature, RMSE vs bit width (the paper's Table 5)."""
 
     battery: BatterySimConfig = field(default_factory=BatterySimConfig)
@@ -564,6 +573,10 @@ def run_soc(cfg: SOCConfig, run: RunFolder) -> dict:
                     "crossbar": {k: summary(v / 100) for k, v in hw.items()}}
 
         rows.append(run.checkpoint(f"bits_{b}", point))
+    b0 = cfg.bits[0]
+    record_cost(run, lambda: convert_gru(_train_qat(run, fp_net, task, b0, noise, cfg.qat, cfg.seed + 17 * b0), cfg.crossbar,
+                                         seed=cfg.seed), task.x_test,
+                f"the {b0}-bit QAT GRU on the experiment's crossbar config, without eval_variation")
     table = _soc_table(fp_rmse, rows)
     run.write_csv("results.csv", table)
     _plot_soc(run, table, fp_net, task, temps, cfg)

@@ -30,7 +30,7 @@ from ..methods.software import accuracy
 from ..nn import CrossbarLinear
 from ..nonideal import DefectPercent
 from ..data import load_dataset
-from .common import (SoftwareMLPConfig, check_number, check_values, software_mlp, summary,
+from .common import (CostConfig, SoftwareMLPConfig, check_number, check_values, record_mlp_cost, software_mlp, summary,
                      value_key)
 from .folder import RunFolder
 from .registry import experiment
@@ -42,6 +42,12 @@ PAPER_FIG6 = {  # defect percent -> {curve: value}; "~" values are read from the
 }
 PAPER_TABLE1 = {"liu": {"W1": 94.88, "W2": 97.43, "W1&W2": 92.93}, "ours": {"W1": 94.93, "W2": 97.66, "W1&W2": 93.22}}
 CASES = {"W1": (0,), "W2": (1,), "W1&W2": (0, 1)}
+
+
+def _insitu_writes(label: str, stats: dict) -> dict:
+    """A ``training`` entry of :func:`~memristive.experiments.common.record_cost` from in-situ stats
+    (pulses per device; a write model without pulses counts one pulse per write)."""
+    return {"label": label, "pulses_per_device": stats.get("pulses_per_device_mean", stats["writes_per_device_mean"])}
 
 
 def _defect(percent: float, beta: float, lo: float, hi: float, clip: bool = True) -> DefectPercent:
@@ -67,7 +73,7 @@ def convert_with_defects(model: nn.Module, base: CrossbarConfig, defect: DefectP
 
 # ============================================================================================ Fig. 6
 @dataclass
-class Fig6Config(SoftwareMLPConfig):
+class Fig6Config(SoftwareMLPConfig, CostConfig):
     """Fig. 6: recognition rate vs defect percent; no calibration / calibration / calibration + in-situ."""
 
     defect_percents: list[float] = field(default_factory=lambda: [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20])
@@ -130,6 +136,8 @@ def run_fig6(cfg: Fig6Config, run: RunFolder) -> dict:
             rows.append({"defect_percent": p, "curve": curve, **res[curve], "paper": paper if paper is not None else ""})
     run.write_csv("fig6.csv", rows)
     _plot_fig6(run, points, software, cfg)
+    record_mlp_cost(run, model, data, cfg.crossbar, training=[
+        _insitu_writes(f"calibration + in-situ at {p['defect_percent']:g} % defects", p["insitu_stats"]) for p in points])
     return {"software_accuracy": round(software, 3), "data_source": data.source, "points": points}
 
 
@@ -164,7 +172,7 @@ def _plot_fig6(run: RunFolder, points: list[dict], software: float, cfg: Fig6Con
 
 # ============================================================================================ Table 1
 @dataclass
-class Table1Config(SoftwareMLPConfig):
+class Table1Config(SoftwareMLPConfig, CostConfig):
     """Table 1: 784×256×10 MLP, defects in W1 / W2 / both; Liu et al. vs calibration + in-situ."""
 
     sizes: list[int] = field(default_factory=lambda: [784, 256, 10])
@@ -240,6 +248,8 @@ def run_table1(cfg: Table1Config, run: RunFolder) -> dict:
     run.write_csv("table1.csv", rows)
     table = {m: {c["case"]: c[m]["mean"] for c in cells if c["defect_percent"] == cfg.headline_percent}
              for m in ("none", "liu", "calibration", "ours")}
+    record_mlp_cost(run, model, data, cfg.crossbar, training=[
+        _insitu_writes(f"calibration + in-situ, {c['case']} at {c['defect_percent']:g} %", c["insitu_stats"]) for c in cells])
     _plot_table1(run, cells, software, cfg)
     return {"software_accuracy": round(software, 3), "data_source": data.source,
             "headline_percent": cfg.headline_percent, "table": table, "paper": PAPER_TABLE1, "cells": cells}
@@ -288,7 +298,7 @@ MAPPING_VARIANTS = {
 
 
 @dataclass
-class MappingStudyConfig(SoftwareMLPConfig):
+class MappingStudyConfig(SoftwareMLPConfig, CostConfig):
     """What the paper's no-calibration numbers imply: mapping, clipping, which cells are affected."""
 
     defect_percents: list[float] = field(default_factory=lambda: [10, 20])
@@ -380,6 +390,7 @@ def run_mapping(cfg: MappingStudyConfig, run: RunFolder) -> dict:
                      "paper_calibration": PAPER_FIG6.get(p, {}).get("calibration", "")})
     run.write_csv("mapping.csv", rows)
     _plot_mapping(run, rows, software, cfg)
+    record_mlp_cost(run, model, data, cfg.crossbar)
     return {"software_accuracy": round(software, 3), "rows": rows}
 
 
@@ -410,7 +421,7 @@ def _plot_mapping(run: RunFolder, rows: list[dict], software: float, cfg: Mappin
 
 
 @dataclass
-class ThresholdStudyConfig(SoftwareMLPConfig):
+class ThresholdStudyConfig(SoftwareMLPConfig, CostConfig):
     """The threshold's trade-off (paper §1.2): accuracy vs device writes, for the output and update gates."""
 
     defect_percent: float = 10
@@ -460,7 +471,7 @@ def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
         return {"none": none, "calibration": summary(accuracy(cal, data.x_test, data.y_test))}
 
     ref = run.checkpoint("threshold_base", base)
-    rows = []
+    rows, writes = [], []
     for gate in cfg.gates:
         for th in tqdm(cfg.thresholds, desc=f"gate={gate}"):
             def point():
@@ -473,10 +484,13 @@ def run_threshold(cfg: ThresholdStudyConfig, run: RunFolder) -> dict:
                         "gated_fraction": st["history"][-1]["gated_fraction_mean"] if st["history"] else 0.0,
                         "epochs_run": st["epochs_run"]}
             res = run.checkpoint(f"threshold_{gate}_{value_key(th)}", point)
+            writes.append({"label": f"in-situ, gate={gate}, threshold={th:g}",  # writes: one pulse each
+                           "pulses_per_device": res["writes_per_device_mean"]})
             rows.append({"gate": gate, "threshold": th, **res["accuracy"], "writes_per_device_mean": round(res["writes_per_device_mean"], 3),
                          "writes_per_device_max": res["writes_per_device_max"], "gated_fraction": res["gated_fraction"]})
     run.write_csv("threshold.csv", rows)
     _plot_threshold(run, rows, ref, cfg)
+    record_mlp_cost(run, model, data, cfg.crossbar, training=writes)
     return {"before_insitu": ref, "rows": rows}
 
 

@@ -38,7 +38,7 @@ from ..methods.software import accuracy
 from ..nn import convert, program
 from ..nn.train import train_classifier
 from ..nonideal import DeviceVariation, StuckAt
-from .common import summary
+from .common import CostConfig, record_cost, summary
 from .runner import RunFolder, experiment
 
 __all__ = ["lenet5", "small_resnet", "BasicBlock", "CNNVariationConfig"]
@@ -86,7 +86,7 @@ def small_resnet(in_channels: int = 1, classes: int = 10, width: int = 8) -> nn.
 
 
 @dataclass
-class CNNVariationConfig:
+class CNNVariationConfig(CostConfig):
     """LeNet-5 / small ResNet: software vs hardware-aware training under variation, faults, ADC bits."""
 
     networks: list[str] = field(default_factory=lambda: ["lenet5", "resnet"])
@@ -278,7 +278,12 @@ def run_network(run: RunFolder, cfg: CNNVariationConfig, net_name: str) -> dict:
 
             res = run.checkpoint(f"{net_name}_{sweep}_{value:g}_{name}", point)
             rows.append({"network": net_name, "dataset": ds_name, "sweep": sweep, "value": value, "model": name, **res})
-    return {"dataset": ds_name, "source": data.source, "software": sw_acc, "rows": rows,
+    first = next(iter(models))
+    record_cost(run, models[first], x_te, f"{net_name} ({first}) on the experiment's crossbar config", label=net_name)
+    # one record per evaluation point, labelled uniquely (sweep reports flatten it to scalar columns)
+    per_point = [{"point": f"{r['sweep']}={r['value']:g} {r['model']}",
+                 **{k: r[k] for k in ("mean", "std", "min", "max", "trials")}} for r in rows]
+    return {"dataset": ds_name, "source": data.source, "software": sw_acc, "accuracy": per_point, "rows": rows,
             "report": report.to_dict(), "report_text": str(report),
             "weights": sum(p.numel() for p in sw.parameters())}
 

@@ -1,15 +1,20 @@
-"""Pieces shared by experiments: the software baseline model and its config, checks, summaries."""
+"""Pieces shared by experiments: the software baseline model and its config, checks, summaries, and
+the hardware cost every experiment records in its results.json (:class:`CostConfig`, :func:`record_cost`)."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from torch import nn
 
-from ..config import ConfigError, check
+from ..config import ConfigError, check, to_dict
 from ..data import DATASETS, load_dataset
+from ..hardware import (Architecture, cost_summary, crossbar_layers, inference_cost, programming_cost, technology,
+                        write_energy)
 from ..methods.software import train_classifier
 from ..nn import mlp
 from .folder import RunFolder
@@ -69,6 +74,149 @@ def check_defect_model(beta: Any, sigma_low: Any, sigma_high: Any) -> None:
     check_number(sigma_high, "sigma_high", 0.0, what="must be a finite number >= 0 (lognormal sigma)")
 
 
+# ------------------------------------------------------------------------------------ hardware cost
+@dataclass
+class CostSpec:
+    """How an experiment's ``hardware_cost`` entry of results.json is computed (:mod:`memristive.hardware`).
+
+    ``tech``: a technology preset name (``memristive.hardware.TECH_PRESETS``) or a mapping (``preset``
+    plus field overrides, or every field of :class:`~memristive.hardware.Technology`); ``arch``: how the
+    arrays are read (:class:`~memristive.hardware.Architecture`); ``inputs``: how many of the
+    experiment's own inputs (test samples) the inference cost is averaged over.
+
+    The section only feeds ``hardware_cost``, which is computed afresh at the end of every run; it is
+    left out of the checkpoint hash and the folder's owner check (:mod:`memristive.experiments.folder`), so
+    re-running a finished run with ``--set cost.tech=isaac-32nm`` re-costs it from its stored points.
+    """
+
+    tech: str | dict = "neurosim-22nm"
+    arch: Architecture = field(default_factory=Architecture)
+    inputs: int = 64
+
+    def __post_init__(self) -> None:
+        tech = technology(self.tech)  # unknown preset / bad field: a ConfigError naming tech, the value and the presets
+        if isinstance(self.tech, dict):  # overrides as typed values ("5e-8" from --set is a YAML string)
+            self.tech = {k: v if k == "preset" else to_dict(getattr(tech, k)) for k, v in self.tech.items()}
+        check_int(self.inputs, "inputs", 1)
+
+
+@dataclass
+class CostConfig:
+    """Mixin of every experiment config: the ``cost`` section (:class:`CostSpec`)."""
+
+    cost: CostSpec = field(default_factory=CostSpec)
+
+
+def cost_spec(config: Any) -> CostSpec:
+    """The cost settings of an experiment config: its ``cost`` section, or (experiments about the cost
+    model itself) its own top-level ``tech``/``arch``."""
+    if isinstance(getattr(config, "cost", None), CostSpec):
+        return config.cost
+    if hasattr(config, "tech"):
+        inputs = getattr(config, "cost_inputs", getattr(config, "images", CostSpec.inputs))
+        return CostSpec(tech=config.tech, arch=getattr(config, "arch", Architecture()), inputs=inputs)
+    raise TypeError(f"{type(config).__name__} has neither a 'cost' section (CostConfig) nor 'tech'")
+
+
+def _cells_and_mean_g(model: nn.Module) -> tuple[int, float]:
+    """Physical cells of one array instance and their mean conductance over cells and trials."""
+    cells, g_sum, g_n = 0, 0.0, 0
+    for _, xb in crossbar_layers(model):
+        for g in (xb.g_pos.detach(), xb.g_neg.detach()):
+            cells += g[0].numel()
+            g_sum += float(g.double().sum())
+            g_n += g.numel()
+    return cells, g_sum / max(g_n, 1)
+
+
+def _training_writes(entries: list[dict], model: nn.Module, tech) -> list[dict]:
+    """First-order write energy of in-situ training from the pulse counts an experiment recorded.
+
+    Each entry: ``label`` and either ``pulses`` (total over ``trials`` arrays) or ``pulses_per_device``;
+    optional ``recorded_energy_j`` (total over ``trials``: the experiment's own device-model energy).
+    Energy per array ``= pulses · V_w² · t_w · Ḡ`` (:func:`memristive.hardware.write_energy`) with Ḡ the
+    mean conductance of the costed arrays.
+    """
+    cells, g_mean = _cells_and_mean_g(model)
+    out = []
+    for e in entries:
+        trials = max(int(e.get("trials", 1)), 1)
+        if "pulses_per_device" in e:
+            pulses = float(e["pulses_per_device"]) * cells
+        else:
+            pulses = float(e["pulses"]) / trials
+        row = {"label": e["label"], "pulses_per_array": pulses,
+               "energy_j": write_energy(torch.tensor(pulses), torch.tensor(g_mean), tech)}
+        if e.get("recorded_energy_j") is not None:
+            row["recorded_energy_j"] = float(e["recorded_energy_j"]) / trials
+        out.append(row)
+    return out
+
+
+def _cost_entry(model: nn.Module, x: torch.Tensor, spec: CostSpec, what: str, computed: dict | None,
+                training: list[dict] | None) -> dict:
+    tech = technology(spec.tech)
+    x = x[: spec.inputs]
+    cost = computed if computed is not None else inference_cost(model, x, tech, spec.arch)
+    entry = {"model": what, "inputs": int(x.shape[0]), **cost_summary(cost)}
+    prog = programming_cost(model, tech)["total"]
+    entry["programming"] = {"pulses": prog["pulses"], "energy_j": prog["energy_j"], "time_s": prog["time_s"],
+                            "note": "one-shot write-verify from G_min (memristive.hardware.programming_cost)"}
+    if training:
+        entry["training_writes"] = _training_writes(training, model, tech)
+    return entry
+
+
+def record_cost(run: RunFolder, model: "nn.Module | Callable[[], nn.Module]", x: "torch.Tensor | Callable[[], torch.Tensor]",
+                what: str, label: str | None = None, training: list[dict] | None = None,
+                computed: dict | None = None) -> dict | None:
+    """Cost the experiment's converted ``model`` on the first ``cost.inputs`` of its own inputs ``x``
+    and keep it on ``run`` for results.json's ``hardware_cost`` (written by the runner).
+
+    ``model``/``x`` may be zero-argument callables (built only here). ``what`` says which model was
+    costed; ``training`` adds the write cost of in-situ training from recorded pulse counts (see
+    :func:`_training_writes`); ``computed`` is an :func:`~memristive.hardware.inference_cost` result
+    the experiment already has. The first call is the entry; later calls (another network, device
+    or tiling of the same run) go under ``variants[label]``. A model that cannot be costed is
+    recorded as ``{"unavailable": reason}`` with a warning, so a finished run always keeps its results.
+    """
+    spec = cost_spec(run.config)
+    resumed = len(run.resumed)
+    try:
+        m = model if isinstance(model, nn.Module) else model()
+        xs = x if isinstance(x, torch.Tensor) else x()
+        entry = _cost_entry(m, xs, spec, what, computed, training)
+    except Exception as exc:  # noqa: BLE001 - the run's own results must survive a cost failure
+        warnings.warn(f"hardware cost of {what!r} could not be computed: {type(exc).__name__}: {exc}", stacklevel=2)
+        entry = {"unavailable": f"{what}: {type(exc).__name__}: {exc}"}
+    finally:  # reloading the run's own checkpointed models to cost them is not a resumed step
+        del run.resumed[resumed:]
+    return _keep(run, entry, label or what)
+
+
+def record_mlp_cost(run: RunFolder, model: nn.Module, data, crossbar, what: str | None = None, label: str | None = None,
+                    training: list[dict] | None = None, seed: int = 0) -> dict | None:
+    """:func:`record_cost` of a software model converted with ``crossbar`` (one instance) on ``data.x_test``."""
+    from ..nn import convert
+
+    what = what or "the software-trained model converted with the experiment's crossbar config (without the swept effect)"
+    return record_cost(run, lambda: convert(model, crossbar, trials=1, seed=seed), data.x_test, what, label, training)
+
+
+def record_cost_unavailable(run: RunFolder, reason: str) -> dict:
+    """Record why this run has no hardware cost (e.g. a model that is not on crossbars)."""
+    return _keep(run, {"unavailable": reason}, "unavailable")
+
+
+def _keep(run: RunFolder, entry: dict, label: str) -> dict:
+    if run.hardware_cost is None:
+        run.hardware_cost = entry
+    else:
+        run.hardware_cost.setdefault("variants", {})[label] = entry
+    return entry
+
+
+# ------------------------------------------------------------------------------------ software MLP
 @dataclass
 class SoftwareMLPConfig:
     """The software-trained MLP that the crossbar experiments start from (shared config fields).

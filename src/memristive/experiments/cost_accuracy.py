@@ -23,7 +23,7 @@ from ..hardware import Architecture, Technology, inference_cost, programming_cos
 from ..methods.software import accuracy
 from ..nn import convert
 from ..data import load_dataset
-from .common import SoftwareMLPConfig, software_mlp, summary
+from .common import SoftwareMLPConfig, record_cost, software_mlp, summary
 from .runner import RunFolder, experiment
 
 
@@ -88,6 +88,11 @@ def run_cost_accuracy(cfg: CostAccuracyConfig, run: RunFolder) -> dict:
                      "area_mm2": round(res["area_mm2"], 5), "tiles": res["tiles"], "adcs": res["adcs"]})
     run.write_csv("results.csv", rows)
     _plot_cost_accuracy(run, rows, software, cfg)
+    b0, t0 = grid[0]
+    record_cost(run, lambda: convert(model, dataclasses.replace(cfg.crossbar, adc=Converter(bits=b0), dac=Converter(bits=cfg.dac_bits),
+                                                                tile=Tiling(t0, t0)), trials=cfg.trials, seed=cfg.seed),
+                x_cost, f"the MLP at the first grid point ({b0}-bit ADCs, tile {t0}x{t0}); every point's cost is in "
+                        "metrics.points")
     return {"software_accuracy": round(software, 3), "tech": tech.name, "arch": dataclasses.asdict(cfg.arch),
             "data_source": data.source, "points": rows}
 
@@ -120,8 +125,9 @@ def _plot_cost_accuracy(run: RunFolder, rows: list[dict], software: float, cfg: 
 # ------------------------------------------------------------------------------------ VGG-8 reference
 class PatchConv(nn.Module):
     """A 3×3 (``k``) convolution as ``unfold`` + ``nn.Linear`` over patches, so :func:`convert`
-    maps it onto one crossbar (rows = C·k·k, one input vector per output position). Outputs of a
-    converted layer carry a trial dimension, which is folded into the batch (use one trial)."""
+    maps it onto one crossbar (rows = C·k·k, one input vector per output position). Converted (one
+    trial only), it takes ``(B, C, H, W)`` or ``(1, B, C, H, W)`` and returns ``(1, B, C', H, W)``,
+    the trial-leading layout the converted network's other layers (``TrialFold``) expect."""
 
     def __init__(self, c_in: int, c_out: int, k: int = 3, padding: int = 1) -> None:
         super().__init__()
@@ -129,10 +135,10 @@ class PatchConv(nn.Module):
         self.linear = nn.Linear(c_in * k * k, c_out, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        p = F.unfold(x, self.k, padding=self.padding)  # (B, C·k·k, H·W)
-        y = self.linear(p.transpose(1, 2).reshape(b * h * w, -1))
-        return y.reshape(-1, h, w, self.c_out).permute(0, 3, 1, 2)
+        b, (c, h, w) = x.shape[-4], x.shape[-3:]
+        p = F.unfold(x.reshape(-1, c, h, w), self.k, padding=self.padding)  # (B, C·k·k, H·W)
+        y = self.linear(p.transpose(1, 2).reshape(b * h * w, -1))  # (B·H·W, C'), or (1, B·H·W, C') converted
+        return y.reshape(*y.shape[:-2], b, h, w, self.c_out).movedim(-1, -3)
 
 
 class _Flatten(nn.Module):
@@ -231,6 +237,7 @@ def run_neurosim_vgg8(cfg: NeuroSimVGG8Config, run: RunFolder) -> dict:
              ns["cim_array_area_mm2"] + ns["adc_area_mm2"]),
     ]
     run.write_json("cost.json", cost)
+    record_cost(run, hw, x, "He-initialised VGG-8 on NeuroSim's example hardware, uniform random images", computed=cost)
     run.write_csv("comparison.csv", comparison)
     return {"neurosim": ns, "comparison": comparison, "totals": tot, "programming": prog["total"],
             "layers": [{k: L[k] for k in ("name", "rows", "cols", "tiles", "adcs", "vectors_per_inference",

@@ -13,13 +13,14 @@ from ..methods.software import accuracy
 from ..nn import convert
 from ..nonideal import DefectPercent
 from ..data import load_dataset
-from .common import SoftwareMLPConfig, check_summary, check_values, software_mlp, summary, value_key
+from .common import (CostConfig, SoftwareMLPConfig, check_summary, check_values, record_mlp_cost, software_mlp, summary,
+                     value_key)
 from .folder import RunFolder
 from .registry import experiment
 
 
 @dataclass
-class DefectsConfig(SoftwareMLPConfig):
+class DefectsConfig(SoftwareMLPConfig, CostConfig):
     """784×100×10 Abs MLP, trained in software, evaluated on differential crossbars vs defect percent."""
 
     defect_percents: list[float] = field(default_factory=lambda: [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20])
@@ -63,6 +64,7 @@ def run_defects(cfg: DefectsConfig, run: RunFolder) -> dict:
         rows.append({"defect_percent": p, **res})
     run.write_csv("results.csv", rows)
     _plot(run, rows, software, cfg)
+    record_mlp_cost(run, model, data, cfg.crossbar)
     return {"software_accuracy": round(software, 3), "data_source": data.source, "points": rows}
 
 

@@ -42,7 +42,7 @@ from ..devices import LinearDevice
 from ..drift import YEAR, PCMDrift, PCMProgramming, RRAMRetention, column_drift_scale, global_drift_scale
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear, convert
-from .common import SoftwareMLPConfig, load_data, software_mlp, summary
+from .common import CostConfig, SoftwareMLPConfig, load_data, record_cost, software_mlp, summary
 from .runner import RunFolder, experiment
 
 COMPENSATIONS = ("none", "global", "column")
@@ -119,7 +119,7 @@ def age(hw: nn.Module) -> list[AgingLinear]:
 
 
 @dataclass
-class DriftConfig(SoftwareMLPConfig):
+class DriftConfig(SoftwareMLPConfig, CostConfig):
     """Accuracy of the software-trained MLP over time after programming, per device model and compensation."""
 
     times: list[float] = field(default_factory=lambda: list(DEFAULT_TIMES))
@@ -202,6 +202,10 @@ def run_drift(cfg: DriftConfig, run: RunFolder) -> dict:
     bar.close()
     run.write_csv("results.csv", rows)
     _plot(run, rows, software, cfg)
+    small = dataclasses.replace(cfg, trials=1)
+    for which in cfg.models:  # as programmed (t = 0); drift changes the conductances and so the read energy
+        record_cost(run, lambda: _build(model, small, which)[0], data.x_test, f"the MLP on the {which} arrays as programmed",
+                    label=which)
     return {"software_accuracy": round(software, 3), "data_source": data.source, "points": rows}
 
 

@@ -23,7 +23,7 @@ import torch
 from ..config import check, to_dict
 from ..devices.vteam import Variability
 from ..methods.dtga import DT_RULES, SCHEMES, DTGAConfig, InSituMLP, PulsedLinear, train_insitu
-from .common import load_data
+from .common import CostConfig, load_data, record_cost
 from .runner import RunFolder, experiment
 
 PAPER = {
@@ -33,7 +33,7 @@ PAPER = {
 
 
 @dataclass
-class DTGACompareConfig:
+class DTGACompareConfig(CostConfig):
     """Baseline vs DTGA (or any schemes) on one dataset; ``noise`` is the paper's noise factor η."""
 
     dataset: str = "mnist"
@@ -87,6 +87,19 @@ def _train(run: RunFolder, key: str, insitu: DTGAConfig, data, epochs: int, tria
     return run.checkpoint(key, go)
 
 
+def record_dtga_cost(run: RunFolder, insitu: DTGAConfig, seed: int, noise, x: torch.Tensor, training: list[dict]) -> None:
+    """The inference cost of the VTEAM-pair MLP as first programmed (the trained conductances are not
+    kept) and the write cost of the training runs from their recorded pulses (and VTEAM pulse energy)."""
+    record_cost(run, lambda: InSituMLP(insitu, trials=1, seed=seed, noise=noise), x,
+                "the VTEAM-pair MLP at its initial programming (before in-situ training)", training=training)
+
+
+def training_writes(label: str, res: dict, trials: int) -> dict:
+    hist = res["history"]
+    return {"label": label, "pulses": sum(h["pulses"] for h in hist), "trials": trials,
+            "recorded_energy_j": sum(h["energy"] for h in hist) if all("energy" in h for h in hist) else None}
+
+
 def _summary(values: list[float]) -> dict:
     t = torch.tensor(values, dtype=torch.float64) * 100
     return {"mean": round(float(t.mean()), 3), "std": round(float(t.std()) if t.numel() > 1 else 0.0, 3),
@@ -135,6 +148,8 @@ def _compare_body(cfg: DTGACompareConfig, run: RunFolder) -> dict:
                              "train_loss_mean": round(sum(h["loss"]) / len(h["loss"]), 5)})
     run.write_csv("epochs.csv", csv_rows)
     run.write_csv("summary.csv", [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in r.items()} for r in rows])
+    record_dtga_cost(run, cfg.insitu, cfg.seed, cfg.noise, data.x_test,
+                 [training_writes(s, results[s], cfg.trials) for s in cfg.schemes])
     by = {r["scheme"]: r for r in rows}
     out = {"dataset": cfg.dataset, "data_source": data.source, "noise": cfg.noise, "schemes": rows,
            "paper": PAPER[cfg.dataset]}
@@ -209,7 +224,7 @@ def run_dtga_fashion(cfg: DTGAFashionConfig, run: RunFolder) -> dict:
 
 # ============================================================================ robustness
 @dataclass
-class DTGANoiseConfig:
+class DTGANoiseConfig(CostConfig):
     """Final accuracy vs noise factor η (D2D = P2P = η); each (dataset, P2P mode, scheme) is one model
     whose trials carry the different η values."""
 
@@ -249,7 +264,7 @@ def run_dtga_noise(cfg: DTGANoiseConfig, run: RunFolder) -> dict:
 
 def _noise_body(cfg: DTGANoiseConfig, run: RunFolder) -> dict:
     etas = [float(e) for e in cfg.noise_factors for _ in range(cfg.trials)]
-    rows = []
+    rows, writes = [], []
     for dataset in cfg.datasets:
         data = load_data(dataset, cfg.n_train, cfg.n_test)
         for mode in cfg.p2p_modes:
@@ -258,11 +273,13 @@ def _noise_body(cfg: DTGANoiseConfig, run: RunFolder) -> dict:
                 res = _train(run, f"{dataset}_{mode}_{scheme}", _with_scheme(insitu, scheme), data, cfg.epochs,
                              len(etas), cfg.seed, etas, f"{dataset} {mode} {scheme}")
                 acc = res["history"][-1]["accuracy"]
+                writes.append(training_writes(f"{dataset} {mode} {scheme}", res, len(etas)))
                 for k, eta in enumerate(cfg.noise_factors):
                     vals = acc[k * cfg.trials:(k + 1) * cfg.trials]
                     rows.append({"dataset": dataset, "p2p_mode": mode, "scheme": scheme, "noise": eta,
                                  **_summary(vals)})
     run.write_csv("accuracy_vs_noise.csv", rows)
+    record_dtga_cost(run, cfg.insitu, cfg.seed, cfg.noise_factors[0], data.x_test, writes)
     tolerance = _tolerance(rows)
     _plot_noise(run, rows, cfg)
     return {"points": rows, "tolerance": tolerance, "paper": {d: PAPER[d]["noise_tolerance"] for d in PAPER},
@@ -312,7 +329,7 @@ def _plot_noise(run: RunFolder, rows: list[dict], cfg: DTGANoiseConfig) -> None:
 
 # ============================================================================ ablation
 @dataclass
-class DTGAAblationConfig:
+class DTGAAblationConfig(CostConfig):
     """baseline / DT / GA / DTGA, plus DTGA with each alternative DT rule (``dt_rules``).
 
     ``validation=N`` holds out the last N training images and reports accuracy on them instead of the
@@ -358,7 +375,7 @@ def _ablation_body(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
     variants = [(s, {}) for s in cfg.schemes]
     default_rule = cfg.insitu.update.dt_rule
     variants += [("dtga", {"dt_rule": r}) for r in cfg.dt_rules if r != default_rule or "dtga" not in cfg.schemes]
-    rows = []
+    rows, writes = [], []
     for scheme, rule in variants:
         name = scheme if not rule else f"{scheme} ({rule['dt_rule']})"
         if scheme in ("dt", "dtga") and not rule:
@@ -367,6 +384,8 @@ def _ablation_body(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
         res = _train(run, key, _with_scheme(cfg.insitu, scheme, **rule), data, cfg.epochs, cfg.trials, cfg.seed,
                      cfg.noise, name)
         rows.append(_scheme_row(name, res))
+        writes.append(training_writes(name, res, cfg.trials))
+    record_dtga_cost(run, cfg.insitu, cfg.seed, cfg.noise, data.x_test, writes)
     run.write_csv("ablation.csv", [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in r.items()} for r in rows])
     _plot_costs(run, rows, f"ablation, {cfg.dataset}")
     import matplotlib
@@ -389,7 +408,7 @@ def _ablation_body(cfg: DTGAAblationConfig, run: RunFolder) -> dict:
 
 # ============================================================================ regime map
 @dataclass
-class DTGARegimeConfig:
+class DTGARegimeConfig(CostConfig):
     """Where does DTGA's gain over the fixed-threshold baseline appear? A grid of learning rate ×
     fixed threshold θ (units of the nominal one-pulse weight step Δw₀) × write-pulse width (pulse size;
     with the default device 10 ns moves the state by 1 % of its range, and the step scales with the
@@ -462,7 +481,7 @@ def _regime_body(cfg: DTGARegimeConfig, run: RunFolder) -> dict:
           f"n_train + validation must not exceed the {n_all} training images")
     x_tr, y_tr = full.x_train[: cfg.n_train], full.y_train[: cfg.n_train]
     x_val, y_val = full.x_train[-cfg.validation:], full.y_train[-cfg.validation:]
-    rows = []
+    rows, done_all = [], {}
     for width in cfg.pulse_widths:
         device = dataclasses.replace(cfg.insitu.device, write=dataclasses.replace(cfg.insitu.device.write, width=width))
         for lr in cfg.lrs:
@@ -489,12 +508,15 @@ def _regime_body(cfg: DTGARegimeConfig, run: RunFolder) -> dict:
                             "pulses": sum(h["pulses"] for h in res["history"]),
                             "reads": sum(h.get("reads", 0) for h in res["history"]),
                             "wall_s": round(sum(h["wall_s"] for h in res["history"]), 3)}
+                        done_all[key] = done[key]
                     d = done[key]
                     rows.append({"pulse_width_ns": round(width * 1e9, 6), "lr": lr, "threshold": theta, "variant": name,
                                  "val_accuracy": d["val"]["mean"], "val_std": d["val"]["std"],
                                  "test_accuracy": d["test"]["mean"], "pulses": d["pulses"], "reads": d["reads"],
                                  "wall_s": d["wall_s"]})
     run.write_csv("regime.csv", rows)
+    record_dtga_cost(run, cfg.insitu, cfg.seed, cfg.noise, full.x_test,
+                 [{"label": k, "pulses": d["pulses"], "trials": cfg.trials} for k, d in done_all.items()])
     names = [n for n, _, _ in _variants(cfg)]
     gains = _regime_gains(rows, names)
     _plot_regime(run, rows, cfg, names)

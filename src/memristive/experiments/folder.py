@@ -10,7 +10,10 @@
 
 ``<hash>`` is the hash of the resolved config *and* the torch thread count (results depend on it at
 float precision: a software model trained on 1 and 2 threads differs by ~1e-6), so a folder re-used
-with another config or on another thread count never serves stale points. A checkpoint that cannot be
+with another config or on another thread count never serves stale points. The config's ``cost``
+section (:class:`memristive.experiments.common.CostSpec`) is left out of that hash and of the
+folder's owner check: it only feeds the ``hardware_cost`` entry of results.json, which is computed
+afresh at the end of every run (so a finished run is re-costed under another technology at once). A checkpoint that cannot be
 read back (torn, truncated, empty, or not what the experiment expects) is discarded with a warning and
 recomputed.
 """
@@ -53,6 +56,16 @@ def config_hash(config_dict: dict, threads: int | None = None) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+COST_SECTION = "cost"  # the config section that never changes a checkpointed point (see the module docstring)
+
+
+def points_config(config_dict: dict) -> dict:
+    """The part of a resolved config that checkpointed points depend on (all but the ``cost`` section)."""
+    if isinstance(config_dict, dict):
+        return {k: v for k, v in config_dict.items() if k != COST_SECTION}
+    return config_dict
+
+
 def claim_folder(path: Path, experiment: str, config_dict: dict, threads: int, overwrite: bool = False) -> None:
     """Refuse a folder that holds a run of another experiment or config (unless ``overwrite``), then
     write ``run.json`` naming this run as the folder's owner."""
@@ -68,9 +81,11 @@ def claim_folder(path: Path, experiment: str, config_dict: dict, threads: int, o
                 break
             owner = None
     if owner is not None and not overwrite:
-        same = owner.get("experiment") == experiment and _canon(owner.get("config")) == _canon(config_dict)
+        # the cost section only feeds hardware_cost, recomputed by every run: another cost is the same run
+        old, new = points_config(owner.get("config")), points_config(config_dict)
+        same = owner.get("experiment") == experiment and _canon(old) == _canon(new)
         if not same:
-            diff = _config_diff(owner.get("config"), config_dict) if owner.get("experiment") == experiment else []
+            diff = _config_diff(old, new) if owner.get("experiment") == experiment else []
             what = (f"experiment {owner.get('experiment')!r}" if owner.get("experiment") != experiment
                     else "another config (" + ", ".join(diff[:4]) + (", ..." if len(diff) > 4 else "") + ")")
             raise ConfigError(f"out={str(path)!r}: the folder holds a run of {what}; use another --out, or "
@@ -109,7 +124,8 @@ class RunFolder:
         self.config_dict = to_dict(config)
         self.threads = torch_threads() if threads is None else int(threads)
         self.config_hash = config_hash(self.config_dict, self.threads)
-        self.points = self.path / "points" / self.config_hash
+        self.points = self.path / "points" / config_hash(points_config(self.config_dict), self.threads)
+        self.hardware_cost: dict | None = None  # set by experiments.common.record_cost; the runner writes it
         self.timings: dict[str, float] = {}
         self.resumed: list[str] = []
         self.discarded: list[str] = []

@@ -26,7 +26,7 @@ from ..methods.qat import SequenceTask, TrainConfig, evaluate, predict, quantize
 from ..nn.gru import CrossbarGRUNet, GRUNet
 from ..nonideal import DeviceVariation
 from ..quant import QuantConfig, WeightNoise, calibration
-from .common import summary
+from .common import CostConfig, record_cost, summary
 from .runner import RunFolder, experiment
 
 # The paper's printed numbers (Table 4, Fig. 7 text, hardware paragraph)
@@ -171,7 +171,7 @@ def _plot_bits(run: RunFolder, rows: list[dict], fp_acc: float) -> None:
 
 # ------------------------------------------------------------------------------------ trajectories
 @dataclass
-class TrajectoriesConfig:
+class TrajectoriesConfig(CostConfig):
     """Accuracy vs bit width on the true/false trajectory task (paper's Table 4)."""
 
     data: TrajectoryConfig = field(default_factory=TrajectoryConfig)
@@ -235,6 +235,10 @@ def run_trajectories(cfg: TrajectoriesConfig, run: RunFolder) -> dict:
             }
 
         rows.append(run.checkpoint(f"bits_{b}", point))
+        if b == cfg.bits[0]:
+            record_cost(run, lambda: CrossbarGRUNet.from_net(train_qat(run, fp_net, task, quant, noise, cfg.qat, cfg.seed + 17 * b,
+                                                                       key=f"qat_{b}bit"), cfg.crossbar, seed=cfg.seed),
+                        task.x_test, f"the {b}-bit QAT GRU on the experiment's crossbar config")
     run.write_csv("results.csv", [{k: v for k, v in r.items() if k != "per_attack"} for r in rows])
     run.write_csv("per_attack.csv", [{"bits": r["bits"], **r["per_attack"]} for r in rows]
                   + [{"bits": "fp", **per_attack_accuracy(fp_pred, task.y_test, extra["attack_test"])}])
@@ -251,7 +255,7 @@ def run_trajectories(cfg: TrajectoriesConfig, run: RunFolder) -> dict:
 
 # ------------------------------------------------------------------------------------ variation
 @dataclass
-class GRUVariationConfig:
+class GRUVariationConfig(CostConfig):
     """Accuracy under device variation 0–28 %, QAT without vs with weight-noise training (Fig. 7)."""
 
     data: TrajectoryConfig = field(default_factory=TrajectoryConfig)
@@ -348,6 +352,8 @@ def run_gru_variation(cfg: GRUVariationConfig, run: RunFolder) -> dict:
                            cfg.crossbar, cfg.seed, run)
     run.write_csv("results.csv", rows)
     _plot_variation(run, rows, cfg)
+    record_cost(run, lambda: CrossbarGRUNet.from_net(qat, cfg.crossbar, seed=cfg.seed), task.x_test,
+                "the QAT GRU (no noise training) on the experiment's crossbar config, without variation")
     table = []
     for v in cfg.variations:
         a = next(r for r in rows if r["model"] == "qat" and r["variation"] == v)
@@ -361,7 +367,7 @@ def run_gru_variation(cfg: GRUVariationConfig, run: RunFolder) -> dict:
 
 # ------------------------------------------------------------------------------------ hardware cost
 @dataclass
-class HardwareCostConfig:
+class HardwareCostConfig(CostConfig):
     """Storage, compression, cells and tiles of a converted GRU classifier."""
 
     input_size: int = 20
@@ -396,6 +402,9 @@ def run_hardware_cost(cfg: HardwareCostConfig, run: RunFolder) -> dict:
         net = GRUNet(cfg.input_size, cfg.hidden, cfg.layers, cfg.outputs, layout=lay)
         hw = CrossbarGRUNet.from_net(net, CrossbarConfig(tile=cfg.tile), trials=1, seed=cfg.seed)
         cost = hardware_cost(hw, cfg.bits)
+        x = torch.randn(cfg.cost.inputs, 1, cfg.input_size, generator=torch.Generator().manual_seed(cfg.seed))
+        record_cost(run, hw, x, f"the {lay} GRU, untrained, on N(0, 1) random inputs of one time step (cost per step)",
+                    label=lay)
         out[lay] = {k: v for k, v in cost.items() if k != "arrays"}
         run.write_json(f"arrays_{lay}.json", cost["arrays"])
         for s in cost["storage"]:

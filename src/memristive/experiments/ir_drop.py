@@ -28,13 +28,14 @@ from ..crossbar import CrossbarConfig, Tiling
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear, convert
 from ..data import load_dataset
-from .common import SoftwareMLPConfig, check_int, check_values, software_mlp, summary, value_key
+from .common import (CostConfig, SoftwareMLPConfig, check_int, check_values, record_mlp_cost, software_mlp,
+                     summary, value_key)
 from .folder import RunFolder
 from .registry import experiment
 
 
 @dataclass
-class IRDropConfig(SoftwareMLPConfig):
+class IRDropConfig(SoftwareMLPConfig, CostConfig):
     """Accuracy of the software-trained MLP on crossbars with line resistance."""
 
     wire_resistances: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0])
@@ -129,6 +130,10 @@ def run_ir_drop(cfg: IRDropConfig, run: RunFolder) -> dict:
              for row in rows if row["wire_ohm"] > 0]
     run.write_csv("costs.csv", costs)
     _plot(run, rows, software, cfg)
+    for size in cfg.tile_sizes:  # wire (IR-drop) losses are not in the first-order cost model
+        record_mlp_cost(run, model, data, _xcfg(cfg, size, 0.0), label=f"tile {size or 'none'}",
+                        what=f"the MLP on ideal-wire crossbars, tile {f'{size}x{size}' if size else 'none'}",
+                        seed=cfg.seed * 1009 + 17)
     return {"software_accuracy": round(software, 3), "data_source": data.source, "points": rows}
 
 

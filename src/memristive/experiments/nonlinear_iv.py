@@ -34,7 +34,7 @@ from ..devices import LinearDevice
 from ..devices.iv import SinhDevice, SinhIV
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear, convert
-from .common import SoftwareMLPConfig, load_data, software_mlp, summary
+from .common import CostConfig, SoftwareMLPConfig, load_data, record_cost, software_mlp, summary
 from .runner import RunFolder, experiment
 
 
@@ -50,7 +50,7 @@ def _first(hw) -> CrossbarLinear:
 
 
 @dataclass
-class NonlinearIVConfig(SoftwareMLPConfig):
+class NonlinearIVConfig(SoftwareMLPConfig, CostConfig):
     """Accuracy and output error of the software-trained MLP vs sinh nonlinearity ``b`` and read voltage."""
 
     nonlinearities: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
@@ -146,6 +146,8 @@ def run_nonlinear_iv(cfg: NonlinearIVConfig, run: RunFolder) -> dict:
             wires.append(run.checkpoint(f"wires_b{b:g}", wpoint))
         run.write_csv("wires.csv", wires)
     _plot(run, rows, software, cfg)
+    for v in cfg.read_voltages:  # read energy V²·G·t of the ohmic cell; the sinh I-V is not in the cost model
+        record_cost(run, lambda: hardware(0.0, v), data.x_test, f"the MLP on ohmic cells read at {v:g} V", label=f"v_read {v:g} V")
     return {"software_accuracy": round(software, 3), "data_source": data.source, "points": rows, "wires": wires}
 
 

@@ -84,6 +84,10 @@ def run_experiment(name: str, config: Any = None, out: str | Path | None = None,
             "config_hash": run.config_hash,
             "torch_threads": torch_threads(),
             "metrics": metrics,
+            # the cost of the run's configuration on the hardware model (experiments.common.record_cost)
+            "hardware_cost": run.hardware_cost if run.hardware_cost is not None else {
+                "unavailable": f"experiment {name!r} recorded no model to cost (it does not call "
+                               "experiments.common.record_cost)"},
             "timings": {"total_s": round(total, 3), **{k: round(v, 3) for k, v in run.timings.items()}},
             "resumed_points": run.resumed,
             "discarded_checkpoints": run.discarded,

@@ -30,12 +30,12 @@ from ..devices import LinearDevice, VTEAMDevice
 from ..methods.software import accuracy
 from ..nn import CrossbarLinear, convert
 from ..programming import LinearPulse, VTEAMPulse, write_verify
-from .common import SoftwareMLPConfig, load_data, software_mlp, summary
+from .common import CostConfig, SoftwareMLPConfig, load_data, record_cost, software_mlp, summary
 from .runner import RunFolder, experiment
 
 
 @dataclass
-class WriteVerifyConfig(SoftwareMLPConfig):
+class WriteVerifyConfig(SoftwareMLPConfig, CostConfig):
     """Write-verify programming of the software-trained MLP vs tolerance, per pulse model."""
 
     tolerances: list[float] = field(default_factory=lambda: [0.1, 0.05, 0.02, 0.01, 0.005, 0.002])
@@ -132,6 +132,10 @@ def run_write_verify(cfg: WriteVerifyConfig, run: RunFolder) -> dict:
     bar.close()
     run.write_csv("results.csv", rows)
     _plot(run, rows, software, cfg)
+    small = dataclasses.replace(cfg, trials=1)
+    for which in cfg.models:  # the ideal targets; the measured write-verify cost is in the metrics' points
+        record_cost(run, lambda: _setup(model, small, which)[0], data.x_test,
+                    f"the MLP at its programming targets on the {which} device range", label=which)
     return {"software_accuracy": round(software, 3), "data_source": data.source, "points": rows}
 
 

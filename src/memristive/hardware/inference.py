@@ -32,12 +32,13 @@ from torch import nn
 
 from ..config import check
 from ..crossbar import Crossbar
+from ..nn.base import read_through_crossbars
 from ..quantizer import codes, unsigned_range
 from .costs import bit_serial_v2, converter_area, converter_energy, read_energy
 from .tech import Technology, technology
 
 __all__ = ["Architecture", "crossbar_layers", "record_inputs", "layer_cost", "inference_cost", "add_cost",
-           "inference_table"]
+           "cost_summary", "cost_line", "inference_table"]
 
 
 @dataclass
@@ -210,7 +211,7 @@ def inference_cost(model: nn.Module, x: torch.Tensor, tech: "Technology | str | 
     was_training = model.training
     model.eval()
     try:
-        with record_inputs(layers, tech, arch) as stats:
+        with read_through_crossbars(), record_inputs(layers, tech, arch) as stats:  # no linear fast path
             model(x)
     finally:
         model.train(was_training)
@@ -232,8 +233,13 @@ def inference_cost(model: nn.Module, x: torch.Tensor, tech: "Technology | str | 
 
 def add_cost(results: dict, model: nn.Module, x: torch.Tensor, tech=None, arch=None, key: str = "hardware_cost") -> dict:
     """Add the cost of ``model`` on inputs ``x`` to an experiment's ``results`` dict (in place)."""
-    cost = inference_cost(model, x, tech, arch)
-    results[key] = {
+    results[key] = cost_summary(inference_cost(model, x, tech, arch))
+    return results
+
+
+def cost_summary(cost: dict) -> dict:
+    """The compact form of an :func:`inference_cost` result that experiments put in results.json."""
+    return {
         "tech": cost["tech"], "arch": cost["arch"],
         "energy_per_inference_j": cost["total"]["energy_j"]["total"],
         "energy_breakdown_j": cost["total"]["energy_j"],
@@ -243,7 +249,15 @@ def add_cost(results: dict, model: nn.Module, x: torch.Tensor, tech=None, arch=N
         "unread_layers": cost["unread_layers"],  # layers that bypassed Crossbar.matmul: input-dependent energy 0
         "assumed_bits": cost["assumed_bits"],  # converters left ideal: costed at 8 bits
     }
-    return results
+
+
+def cost_line(entry: dict) -> str:
+    """One line for a ``hardware_cost`` entry of results.json (:func:`cost_summary` + its ``variants``)."""
+    if "unavailable" in entry:
+        return f"hardware cost: unavailable ({entry['unavailable']})"
+    more = f"; {len(entry['variants'])} variant(s) in results.json" if entry.get("variants") else ""
+    return (f"hardware cost ({entry['tech']}): {_eng(entry['energy_per_inference_j'], 'J')} per inference, "
+            f"latency {_eng(entry['latency_s'], 's')}, area {entry['area_mm2']:.4g} mm²{more}")
 
 
 def _eng(v: float, unit: str) -> str:

@@ -30,6 +30,10 @@ something else (a convolution's unfolded patches) provides ``matmul_inputs(x)`` 
 raising weight pulse to G+ as an up pulse and to G− as a down pulse (and the reverse for lowering);
 ``pair="pos"`` pulses only G+ (G− stays a fixed reference; always so for the reference mapping).
 The weight change of one pulse, ``dw``, is measured on the nominal device at its centre state.
+
+**Endurance** (optional, ``endurance=`` of every optimizer; default off): each device's pulses are
+charged to it through :class:`memristive.endurance.Wear` (``n_up + n_down`` pulses per written device,
+on each device's own bounds); written devices land inside their worn window, failed ones stick.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, check
+from ..endurance import Endurance, Wear, as_endurance
 
 
 # ============================================================================ update schemes
@@ -390,6 +395,15 @@ def pulse_step(dev) -> tuple[float, float]:
 SPARSE_WRITE = 0.3  # below this fraction of pulsed cells, only those cells go through the device model
 
 
+def device_bounds(dev, params, like: torch.Tensor) -> tuple:
+    """Each device's own ``(G_lo, G_hi)`` (tensors shaped like ``like``) where the device model has
+    per-device bounds (``clip``), else the nominal ``(g_min, g_max)`` floats."""
+    clip = getattr(dev, "clip", None)
+    if clip is None:
+        return dev.g_min, dev.g_max
+    return clip(torch.full_like(like, -math.inf), params), clip(torch.full_like(like, math.inf), params)
+
+
 class PairWriter:
     """Applies pulse counts to a pair of conductance tensors ``(G+, G−)`` in place.
 
@@ -399,7 +413,8 @@ class PairWriter:
 
     def __init__(self, dev, g_pos: torch.Tensor, g_neg: torch.Tensor, k: float, pair: str,
                  generator: torch.Generator, stuck_pos: torch.Tensor | None = None,
-                 stuck_neg: torch.Tensor | None = None) -> None:
+                 stuck_neg: torch.Tensor | None = None, endurance: Endurance | dict | None = None,
+                 wear_generator: torch.Generator | None = None) -> None:
         check(pair in ("both", "pos"), "pair", pair, "must be 'both' or 'pos'")
         self.dev = dev
         self.g_pos, self.g_neg = g_pos, g_neg
@@ -422,14 +437,27 @@ class PairWriter:
         self.pulses = 0.0
         self.energy = 0.0
         self.has_energy = hasattr(dev, "pulse_energy")
+        self.wear_pos = self.wear_neg = None
+        endurance = as_endurance(endurance)
+        if endurance is not None:  # failure counts drawn on wear_generator's device, then moved
+            kw = dict(dtype=g_pos.dtype, device=g_pos.device)
+            self.wear_pos = Wear(endurance, *device_bounds(dev, self.params_pos, g_pos), g_pos.shape, wear_generator, **kw)
+            if self.pair == "both":
+                self.wear_neg = Wear(endurance, *device_bounds(dev, self.params_neg, g_neg), g_neg.shape,
+                                     wear_generator, **kw)
 
     @staticmethod
     def _keep(new, old, stuck):
         return new if stuck is None else torch.where(stuck, old, new)
 
-    def _side(self, g, n_up, n_down, n_tot, params, stuck, generator, rows):
+    def _side(self, g, n_up, n_down, n_tot, params, stuck, generator, rows, wear=None):
+        index = None  # the written devices' positions, for the wear
         if rows is not None:  # a few rows (Tiki-Taka transfers)
             pick = lambda t: t.index_select(-2, rows)  # noqa: E731
+            if wear is not None:
+                T, _, cols = g.shape
+                index = (torch.arange(T, device=g.device).view(-1, 1, 1), rows.view(1, -1, 1),
+                         torch.arange(cols, device=g.device).view(1, 1, -1))
         else:
             mask = n_tot.reshape(-1) != 0
             if int(mask.sum()) > SPARSE_WRITE * mask.numel():
@@ -437,6 +465,7 @@ class PairWriter:
             else:  # only the cells that receive pulses (the rest keep G exactly)
                 active = mask.nonzero().squeeze(1)
                 pick = lambda t: t.reshape(-1).index_select(0, active)  # noqa: E731
+                index = active
         if pick is None:
             g_sub, p_sub, st, up, dn, nt = g, params, stuck, n_up, n_down, n_tot
         else:
@@ -449,13 +478,17 @@ class PairWriter:
         if hasattr(self.dev, "pulse_pair"):
             kw = {"params": p_sub} if p_sub is not None else {}
             new = self._keep(self.dev.pulse_pair(g_sub, up, dn, generator, **kw), g_sub, st)
-            if self.has_energy:
-                total = getattr(self.dev, "pulse_energy_total", None)
-                self.energy += total(g_sub, new, nt) if total is not None else float(self.dev.pulse_energy(g_sub, new, nt).sum())
+            mid = None
         else:  # two trains through the Device interface: the raising one, then the lowering one
             mid = self._keep(self.dev.pulse(g_sub, up, generator), g_sub, st)
             new = self._keep(self.dev.pulse(mid, -dn, generator), g_sub, st)
-            if self.has_energy:  # each train at its own polarity's pulse (signed counts)
+        if wear is not None:  # stuck (defect) devices never move: no pulse is charged to them
+            new = wear.write(g_sub, new, nt if st is None else nt * ~st, index=index)
+        if self.has_energy:
+            if mid is None:
+                total = getattr(self.dev, "pulse_energy_total", None)
+                self.energy += total(g_sub, new, nt) if total is not None else float(self.dev.pulse_energy(g_sub, new, nt).sum())
+            else:  # each train at its own polarity's pulse (signed counts)
                 self.energy += float(self.dev.pulse_energy(g_sub, mid, up).sum() + self.dev.pulse_energy(mid, new, -dn).sum())
         if pick is None:
             g.copy_(new)
@@ -470,16 +503,29 @@ class PairWriter:
         """``n_up`` weight-raising and ``n_down`` weight-lowering pulses per cell (counts >= 0),
         ``(T, rows, cols)`` or, with ``rows`` (indices), ``(T, len(rows), cols)``."""
         n_tot = n_up + n_down
-        self._side(self.g_pos, n_up, n_down, n_tot, self.params_pos, self.stuck_pos, generator, rows)
+        self._side(self.g_pos, n_up, n_down, n_tot, self.params_pos, self.stuck_pos, generator, rows, self.wear_pos)
         total = float(n_tot.sum())
         if self.pair == "both":
-            self._side(self.g_neg, n_down, n_up, n_tot, self.params_neg, self.stuck_neg, generator, rows)
+            self._side(self.g_neg, n_down, n_up, n_tot, self.params_neg, self.stuck_neg, generator, rows, self.wear_neg)
             total *= 2
         self.pulses += total
 
     def state_dict(self) -> dict:
-        return {"params_pos": self.params_pos, "params_neg": self.params_neg, "pulses": self.pulses, "energy": self.energy}
+        out = {"params_pos": self.params_pos, "params_neg": self.params_neg, "pulses": self.pulses, "energy": self.energy}
+        for side in ("pos", "neg"):
+            wear = getattr(self, f"wear_{side}")
+            if wear is not None:
+                out[f"wear_{side}"] = wear.state_dict()
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         self.params_pos, self.params_neg = state["params_pos"], state["params_neg"]
         self.pulses, self.energy = float(state["pulses"]), float(state["energy"])
+        for side in ("pos", "neg"):
+            wear, saved = getattr(self, f"wear_{side}"), state.get(f"wear_{side}")
+            if (wear is None) != (saved is None):
+                raise ValueError(f"PairWriter state: endurance wear of G{'+' if side == 'pos' else '−'} is "
+                                 f"{'missing' if saved is None else 'present'} in the state but "
+                                 f"{'on' if wear is not None else 'off'} in this writer")
+            if wear is not None:
+                wear.load_state_dict(saved)

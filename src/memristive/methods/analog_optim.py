@@ -27,6 +27,11 @@ group (its ``G+`` buffer stands for the layer), so ``lr`` schedulers and ``state
   Front. Artif. Intell. 4:699148, 2021): the read rows go into a digital buffer H (units of one C
   pulse), trunc(H) pulses are written where |H| ≥ ``buffer_threshold``, and H is zeroed there
   (``forget_buffer``) or keeps its remainder.
+
+Every optimizer takes ``endurance`` (an :class:`memristive.endurance.Endurance`, a mapping of its
+fields, or ``None`` = off, the default): each device's pulses are charged to it (Tiki-Taka: the fast
+array's devices too), written devices land inside their worn window and failed ones stick;
+:meth:`AnalogOptimizer.totals` reports the wear.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, check
+from ..endurance import as_endurance, wear_stats
 from .analog import (
     DeterministicPulses,
     PairWriter,
@@ -61,8 +67,10 @@ def trial_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class AnalogOptimizer(torch.optim.Optimizer):
     """Base class: finds the analog layers, records (x, δ), owns the pulse writers and totals."""
 
-    def __init__(self, model: nn.Module, lr: float, seed: int = 0, pair: str = "both", **defaults) -> None:
+    def __init__(self, model: nn.Module, lr: float, seed: int = 0, pair: str = "both", endurance=None,
+                 **defaults) -> None:
         check(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0, "lr", lr, "must be a positive number")
+        self.endurance = as_endurance(endurance)
         check(pair in ("both", "pos"), "pair", pair, "must be 'both' or 'pos'")
         layers = analog_layers(model)
         if not layers:
@@ -91,16 +99,28 @@ class AnalogOptimizer(torch.optim.Optimizer):
             xb = self.layers[name].crossbar
             gen = torch.Generator(device=xb.g_pos.device).manual_seed(self.seed * 7919 + 1 + len(self.writers))
             w = PairWriter(memristor_of(xb), xb.g_pos, xb.g_neg, xb.k, self.pair, gen,
-                           getattr(xb, "stuck_pos", None), getattr(xb, "stuck_neg", None))
+                           getattr(xb, "stuck_pos", None), getattr(xb, "stuck_neg", None), self.endurance,
+                           self._wear_generator(len(self.writers)))
             self.writers[name] = w
         return w
 
+    def _wear_generator(self, i: int) -> torch.Generator | None:
+        """A CPU generator for the failure counts of writer ``i`` (its own stream: the pulses are unchanged)."""
+        return torch.Generator().manual_seed(self.seed * 7919 + 7727 + i) if self.endurance is not None else None
+
+    def _all_writers(self) -> list:
+        return list(self.writers.values())
+
     def totals(self) -> dict:
         """Pulses and programming energy (J) written so far, summed over layers and trials
-        (``energy`` is None if a device has no energy model)."""
-        ws = list(self.writers.values())
-        return {"pulses": sum(w.pulses for w in ws),
-                "energy": sum(w.energy for w in ws) if all(w.has_energy for w in ws) else None}
+        (``energy`` is None if a device has no energy model); with endurance, ``endurance`` holds the
+        wear of every written device (:func:`memristive.endurance.wear_stats`)."""
+        ws = self._all_writers()
+        out = {"pulses": sum(w.pulses for w in ws),
+               "energy": sum(w.energy for w in ws) if all(w.has_energy for w in ws) else None}
+        if self.endurance is not None:
+            out["endurance"] = wear_stats([x for w in ws for x in (w.wear_pos, w.wear_neg)])
+        return out
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.tap.clear()
@@ -165,8 +185,8 @@ class AnalogSGD(AnalogOptimizer):
     """Plain analog SGD: each mini-batch's update is written as pulses through ``scheme``."""
 
     def __init__(self, model: nn.Module, lr: float = 0.1, scheme: str | dict | UpdateScheme = "stochastic",
-                 seed: int = 0, pair: str = "both") -> None:
-        super().__init__(model, lr, seed, pair)
+                 seed: int = 0, pair: str = "both", endurance=None) -> None:
+        super().__init__(model, lr, seed, pair, endurance)
         self.scheme = update_scheme(scheme)
 
     def _update(self, name, group, x, d):
@@ -180,12 +200,12 @@ class MixedPrecision(AnalogOptimizer):
     """Digital accumulation, transfer by pulses past a threshold (Nandakumar et al. 2018)."""
 
     def __init__(self, model: nn.Module, lr: float = 0.1, threshold: float = 1.0, max_pulses: int | None = None,
-                 seed: int = 0, pair: str = "both") -> None:
+                 seed: int = 0, pair: str = "both", endurance=None) -> None:
         check(math.isfinite(threshold) and threshold >= 1, "threshold", threshold,
               "must be >= 1 (units of one pulse: fewer than one pulse cannot be written)")
         check(max_pulses is None or (isinstance(max_pulses, int) and max_pulses >= 1), "max_pulses", max_pulses,
               "must be an integer >= 1 or null")
-        super().__init__(model, lr, seed, pair)
+        super().__init__(model, lr, seed, pair, endurance)
         self.threshold = float(threshold)
         self.max_pulses = max_pulses
 
@@ -216,14 +236,14 @@ class TikiTaka(AnalogOptimizer):
                  n_rows_per_transfer: int = 1, scheme: str | dict | UpdateScheme = "stochastic",
                  transfer_scheme: str | dict | UpdateScheme | None = None, fast_device=None,
                  buffered: bool = False, buffer_threshold: float = 1.0, forget_buffer: bool = True,
-                 seed: int = 0, pair: str = "both") -> None:
+                 seed: int = 0, pair: str = "both", endurance=None) -> None:
         check(math.isfinite(transfer_lr) and transfer_lr > 0, "transfer_lr", transfer_lr, "must be > 0")
         check(isinstance(transfer_every, int) and transfer_every >= 1, "transfer_every", transfer_every, "must be an integer >= 1")
         check(isinstance(n_rows_per_transfer, int) and n_rows_per_transfer >= 1, "n_rows_per_transfer",
               n_rows_per_transfer, "must be an integer >= 1")
         check(math.isfinite(buffer_threshold) and buffer_threshold >= 1, "buffer_threshold", buffer_threshold,
               "must be >= 1 (units of one pulse)")
-        super().__init__(model, lr, seed, pair, transfer_lr=float(transfer_lr))
+        super().__init__(model, lr, seed, pair, endurance, transfer_lr=float(transfer_lr))
         self.scheme = update_scheme(scheme)
         self.transfer_scheme = update_scheme(transfer_scheme if transfer_scheme is not None else DeterministicPulses())
         self.transfer_every = transfer_every
@@ -245,7 +265,8 @@ class TikiTaka(AnalogOptimizer):
             g_pos = torch.empty_like(xb.g_pos)
             g_neg = torch.empty_like(xb.g_pos)  # A is always a full pair, even for a reference-mapped C
             gen = torch.Generator(device=g_pos.device).manual_seed(self.seed * 7919 + 101 + len(self.fast))
-            w = PairWriter(dev, g_pos, g_neg, k, "both", gen)
+            w = PairWriter(dev, g_pos, g_neg, k, "both", gen, endurance=self.endurance,
+                           wear_generator=self._wear_generator(1000 + len(self.fast)))
             for g, params in ((g_pos, w.params_pos), (g_neg, w.params_neg)):
                 sp = getattr(dev, "symmetry_point", None)
                 if sp is None:  # no symmetry point (VTEAM): its mid state, where the step dw was measured
@@ -272,10 +293,8 @@ class TikiTaka(AnalogOptimizer):
         w = self.fast_writer(name)
         return (w.g_pos - w.g_neg) / w.k
 
-    def totals(self) -> dict:
-        ws = list(self.writers.values()) + list(self.fast.values())
-        return {"pulses": sum(w.pulses for w in ws),
-                "energy": sum(w.energy for w in ws) if all(w.has_energy for w in ws) else None}
+    def _all_writers(self) -> list:
+        return list(self.writers.values()) + list(self.fast.values())
 
     def _update(self, name, group, x, d):
         gen = self.generator(d.device)

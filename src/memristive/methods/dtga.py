@@ -37,6 +37,12 @@ step of one pulse of the chosen polarity on the chosen device at its known state
 Open-loop programming predicts the pulse count from the desired change with the nominal model
 (``n = round((F(s_target) − F(s_now))/u₁)``, ``F = ∫ds/f`` — exact for every window);
 write-verify repeats read → predict → pulse until ``|G − G_target| ≤ tol·(G_max − G_min)``.
+
+Endurance (``DTGAConfig.endurance``, default off): every pulse of a train is charged to the pulsed
+device through :class:`memristive.endurance.Wear` (each device's own range ``[1/R_off, 1/R_on]``, D2D
+included): after ``n_th`` pulses its window narrows, past its failure count it sticks. The controller
+is not told (its open-loop model keeps predicting a fresh device); ``measured`` residuals and the
+energy see what the worn device did.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from ..config import ConfigError, check
 from ..crossbar import Crossbar
 from ..crossbar.mapping import Mapping, mapping_from_spec
 from ..devices.vteam import Variability, VTEAMCells, VTEAMDevice, as_vteam, pulse_energy, window_integral
+from ..endurance import Endurance, Wear, as_endurance, wear_stats
 
 SCHEMES = ("baseline", "dt", "ga", "dtga")
 DT_RULES = ("device", "layer", "decay")
@@ -210,7 +217,7 @@ class PulsedLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool, mapping: Mapping, memristor: VTEAMDevice,
                  variability: Variability, trials: int, d2d_sigma, p2p_sigma, generator: torch.Generator,
-                 v_read: float) -> None:
+                 v_read: float, endurance: Endurance | None = None, wear_generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.in_features, self.out_features, self.has_bias = in_features, out_features, bias
         rows = in_features + int(bias)
@@ -231,6 +238,15 @@ class PulsedLinear(nn.Module):
         # W_known − W_init + accumulator at all times, i.e. no update is ever lost)
         self.register_buffer("accumulator", zeros.clone())
         self.register_buffer("update_sum", zeros.clone())
+        # endurance: one Wear per trained side, on each device's own range [1/R_off, 1/R_on] (D2D included)
+        self.wear_pos = self.wear_neg = None
+        endurance = as_endurance(endurance)
+        if endurance is not None:
+            shape = (trials, rows, out_features)
+            for i, side in enumerate(("pos",) if self.single else ("pos", "neg")):
+                r_on, r_off = (r if r.dim() == 0 else r[:, i] for r in (self.cells.r_on, self.cells.r_off))
+                setattr(self, f"wear_{side}", Wear(endurance, 1.0 / r_off, 1.0 / r_on, shape, wear_generator,
+                                                   dtype=zeros.dtype))
 
     @property
     def trials(self) -> int:
@@ -319,7 +335,10 @@ class PulsedLinear(nn.Module):
         # the devices: their own parameters and pulse-to-pulse noise (the controller's plan used neither)
         g_true = xb.g_pos if self.single else xb.g_neg + pos * (xb.g_pos - xb.g_neg)
         dg = self.cells.pulse(g_true, n_signed, generator, select=pos, change=True)
-        self._add(xb.g_pos, xb.g_neg, pos, dg)
+        if self.wear_pos is None:
+            self._add(xb.g_pos, xb.g_neg, pos, dg)
+        else:
+            dg = self._worn_add(pos, dg, n)
         predicted = None
         if not read or (rule.accumulate and rule.ga_residual == "nominal"):
             s_new = dev.pulse_state(s_c, n_signed)
@@ -345,6 +364,23 @@ class PulsedLinear(nn.Module):
             return acc * (1 - n.sign()), stats
         change = dg if rule.ga_residual == "measured" else predicted
         return acc - self.weight_change(*self._split(pos, change)), stats
+
+    def _worn_add(self, pos: torch.Tensor, dg: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """:meth:`_add` through the devices' wear (each pulse charged to the pulsed device); returns the
+        change the chosen device actually made."""
+        xb = self.crossbar
+        n_pos, n_neg = self._split(pos, n)
+        before = xb.g_pos.clone(), xb.g_neg.clone()
+        self._add(xb.g_pos, xb.g_neg, pos, dg)
+        xb.g_pos.copy_(self.wear_pos.write(before[0], xb.g_pos, n_pos))
+        if self.single:
+            return xb.g_pos - before[0]
+        xb.g_neg.copy_(self.wear_neg.write(before[1], xb.g_neg, n_neg))
+        return (xb.g_pos - before[0]) + (xb.g_neg - before[1])  # one device of each pair moved
+
+    def endurance_stats(self) -> dict | None:
+        """Wear of this layer's trained devices (:func:`memristive.endurance.wear_stats`), None if off."""
+        return wear_stats([self.wear_pos, self.wear_neg])
 
     def _split(self, pos: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
         """A change ``d`` of the chosen device as ``(change of G⁺, change of G⁻)``."""
@@ -383,8 +419,10 @@ class DTGAConfig:
     variability: Variability = field(default_factory=lambda: Variability.noise_factor(0.0))
     update: UpdateRule = field(default_factory=UpdateRule)
     v_read: float = 0.01
+    endurance: Endurance | None = None  # null: devices never wear; else every pulse is charged (module docstring)
 
     def __post_init__(self) -> None:
+        self.endurance = as_endurance(self.endurance, "endurance")
         check(len(self.sizes) >= 2 and all(int(s) >= 1 for s in self.sizes), "sizes", self.sizes,
               "need at least two positive layer sizes")
         check(len(self.w_max) == len(self.sizes) - 1, "w_max", self.w_max,
@@ -423,9 +461,11 @@ class InSituMLP(nn.Module):
             d2d = p2p = torch.as_tensor(noise, dtype=torch.float32)
             if d2d.dim() == 0:
                 d2d = p2p = float(noise)
+        # failure counts from their own stream: the same devices, weights and batches with endurance on or off
+        wear_gen = torch.Generator().manual_seed(seed + 7727) if cfg.endurance is not None else None
         self.layers = nn.ModuleList(
             PulsedLinear(a, b, cfg.bias, cfg.layer_mapping(i), cfg.device, cfg.variability, trials, d2d, p2p, gen,
-                         cfg.v_read)
+                         cfg.v_read, cfg.endurance, wear_gen)
             for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])))
         # initial weights: Glorot-uniform, the same for every trial (trials differ by their devices)
         for layer in self.layers:
@@ -468,6 +508,10 @@ class InSituMLP(nn.Module):
 
     def weights(self) -> list[torch.Tensor]:
         return [layer.weights() for layer in self.layers]
+
+    def endurance_stats(self) -> dict | None:
+        """Wear of all trained devices (:func:`memristive.endurance.wear_stats`); None without endurance."""
+        return wear_stats([w for layer in self.layers for w in (layer.wear_pos, layer.wear_neg)])
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-trial mean softmax cross-entropy ``(T,)``."""
@@ -525,8 +569,12 @@ class InSituMLP(nn.Module):
             loss_sum += st["loss"] * len(idx)
             fired += st["fired"]
         self.epochs_done += 1
-        return {**tot, "pulses": tot["set"] + tot["reset"], "loss": (loss_sum / len(x)).cpu().tolist(),
-                "fired_fraction": fired / max(1, len(steps)), "wall_s": time.perf_counter() - t0}
+        out = {**tot, "pulses": tot["set"] + tot["reset"], "loss": (loss_sum / len(x)).cpu().tolist(),
+               "fired_fraction": fired / max(1, len(steps)), "wall_s": time.perf_counter() - t0}
+        wear = self.endurance_stats()
+        if wear is not None:
+            out["endurance"] = wear
+        return out
 
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:

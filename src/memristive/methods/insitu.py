@@ -73,6 +73,11 @@ Losses: ``labels`` (default) — cross-entropy against the dataset labels; ``sta
 cross-entropy of the array's output against the standard output's probabilities (distillation from
 the digital reference network, the earlier reconstruction's reading of "compare with the standard output").
 
+Endurance (``InSituConfig.endurance``, default off): every write is charged to the written devices
+through :class:`memristive.endurance.Wear` — a pulsed write charges its pulses, an exact write one
+write per device; a written device lands inside its worn window and a device past its failure count
+sticks (:mod:`memristive.endurance`). The stats report pulses charged and failed devices.
+
 Defaults: ``write_model="pulsed"``, ``gate="update"`` (the threshold gates each device pair's write),
 ``loss="labels"``. The earlier reconstruction is ``write_model="exact", gate="output", loss="standard",
 lr=0.6`` (``configs/calibration-fig6-exact.yaml``).
@@ -92,6 +97,7 @@ import math
 from ..config import ConfigError, check
 from ..crossbar import Crossbar
 from ..devices.vteam import train_drive
+from ..endurance import Endurance, Wear, as_endurance, wear_stats
 from ..quantizer import quantize_levels
 from .calibration import CalibratedLinear, calibrated_layers, standard_mode
 
@@ -117,6 +123,19 @@ def linear_pulse_response(g: torch.Tensor, n: torch.Tensor, dg: float, noise: fl
     return torch.minimum(torch.maximum(g_new, g.clamp(max=g_min)), g.clamp(min=g_max))
 
 
+def _wears(crossbar: Crossbar, sides, endurance: Endurance | None, seed: int) -> dict:
+    """One :class:`Wear` per written side of ``crossbar`` (empty without endurance); failure counts drawn
+    on the CPU from ``seed`` (the same devices on every torch device)."""
+    if endurance is None:
+        return {}
+    mem, gen = crossbar.memristor, torch.Generator().manual_seed(int(seed) + 7727)
+    out = {}
+    for side in sides:
+        g = getattr(crossbar, f"g_{side}")
+        out[side] = Wear(endurance, mem.g_min, mem.g_max, g.shape, gen, dtype=g.dtype, device=g.device)
+    return out
+
+
 def _weights_for_grad(xb: Crossbar) -> torch.Tensor:
     """The array's weights as a leaf tensor that requires grad, stored as ``(in, T, out)`` so that
     trial-shared inputs multiply it as one GEMM without a layout copy (a ``(T, in, out)`` view)."""
@@ -134,7 +153,8 @@ class PulsedArray:
     """
 
     def __init__(self, crossbar: Crossbar, pulses: int | None = None, write_noise: float | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, endurance: Endurance | dict | None = None) -> None:
+        endurance = as_endurance(endurance)
         mem = crossbar.memristor
         if mem.has_pulse_response:  # the device model defines its own pulse step and noise
             check(pulses is None, "pulses", pulses,
@@ -166,6 +186,7 @@ class PulsedArray:
         self._blocked = torch.zeros(crossbar.trials, dtype=torch.int64, device=g.device)
         self._generator = torch.Generator(device=g.device)
         self._generator.manual_seed(int(seed) if seed is not None else crossbar.seed + 104729)
+        self.wear = _wears(crossbar, self._sides, endurance, seed if seed is not None else crossbar.seed)
 
     @staticmethod
     def _nominal_step(mem, like: torch.Tensor) -> float:
@@ -222,6 +243,8 @@ class PulsedArray:
                 new = mem.pulse(g_sel, n_sel, self._generator)
             else:
                 new = linear_pulse_response(g_sel, n_sel, self.dg, self.write_noise, mem.g_min, mem.g_max, self._generator)
+            if self.wear:  # every pulse is charged; worn devices land inside their window, failed ones stick
+                new = self.wear[side].write(g_sel, new, n_sel, index=idx)
             g.index_put_(idx, new)  # in place: the crossbar's version counter moves, caches are invalidated
             self._writes[side].index_put_(idx, torch.ones_like(idx[0], dtype=torch.int32), accumulate=True)
             self._pulses[side].index_put_(idx, n_sel.abs().to(torch.int32), accumulate=True)
@@ -254,7 +277,7 @@ class PulsedArray:
         return {"per_trial": per_trial, "devices": n_dev, "mean_per_device": float(per_trial.double().mean()) / n_dev,
                 "max_per_device": max(int(x.max()) for x in ws), "blocked_per_trial": self.blocked(),
                 "pulses_per_trial": pulses, "pulses_per_device_mean": float(pulses.double().mean()) / n_dev,
-                "pulses_per_device_max": max(int(x.max()) for x in ps)}
+                "pulses_per_device_max": max(int(x.max()) for x in ps), "endurance": wear_stats(self.wear.values())}
 
 
 class DeviceArray:
@@ -272,7 +295,9 @@ class DeviceArray:
     """
 
     def __init__(self, crossbar: Crossbar, w: torch.Tensor, write_variation: str = "persistent",
-                 redraw_sigma: tuple[float, float] = (0.6, 1.0), seed: int | None = None) -> None:
+                 redraw_sigma: tuple[float, float] = (0.6, 1.0), seed: int | None = None,
+                 endurance: Endurance | dict | None = None) -> None:
+        endurance = as_endurance(endurance)
         cfg = crossbar.config
         check(write_variation in ("persistent", "redraw"), "write_variation", write_variation,
               "must be 'persistent' or 'redraw'")
@@ -319,6 +344,7 @@ class DeviceArray:
                                           torch.zeros_like(g))
                 st["varied"] = varied
             self._state[which] = st
+        self.wear = _wears(crossbar, tuple(self._state), endurance, seed if seed is not None else crossbar.seed)
 
     # ------------------------------------------------------------------ internals
     def _drive(self, w: torch.Tensor, which: str) -> torch.Tensor:
@@ -360,10 +386,16 @@ class DeviceArray:
             if self.write_variation == "redraw":
                 self._redraw(st, which, changed)
             g = getattr(self.xb, f"g_{which}")  # written in place: the crossbar's version counter moves
+            wear = self.wear.get(which)
+            g_before = g.clone() if wear is not None else None
             if levels:
                 torch.addcmul(st["g_stuck"], cur, st["gain_free"], out=g)
             else:
                 torch.addcmul(st["base"], cur, st["slope"], out=g)
+            if wear is not None:  # one write per changed free device; every device was recomputed, so
+                # all are constrained (an unwritten worn device gets the same window as at its last write)
+                wear.record((changed & ~getattr(self.xb, f"stuck_{which}")).to(g.dtype))
+                g.copy_(wear.constrain(g, g_before)[0])
 
     def _gen(self, seed: int | None) -> torch.Generator:
         if not hasattr(self, "_generator"):
@@ -468,6 +500,8 @@ class DeviceArray:
         for sh in self._shared.values():
             for key in list(sh):
                 sh[key] = gather_rows(sh[key], rows)
+        for wear in self.wear.values():
+            wear.map_(lambda t: gather_rows(t, rows))
         self.w_int = gather_rows(self.w_int, rows)
         # prev drive/targets belong to the weights each physical row held; w_int moved with them
 
@@ -477,7 +511,8 @@ class DeviceArray:
         per_trial = sum(x.sum(dim=(1, 2)) for x in ws)
         n_dev = sum(x[0].numel() for x in ws)
         return {"per_trial": per_trial, "devices": n_dev, "mean_per_device": float(per_trial.double().mean()) / n_dev,
-                "max_per_device": max(int(x.max()) for x in ws), "blocked_per_trial": self.blocked()}
+                "max_per_device": max(int(x.max()) for x in ws), "blocked_per_trial": self.blocked(),
+                "endurance": wear_stats(self.wear.values())}
 
 
 def gather_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -508,9 +543,11 @@ class InSituConfig:
     pulses: int | None = None  # null: 100 for a device without a pulse response, else the device's own
     write_noise: float | None = None  # null: 0.03 for a device without a pulse response, else the device's own
     write_variation: Literal["persistent", "redraw"] = "persistent"
+    endurance: Endurance | None = None  # null: devices never wear; else every write is charged (module docstring)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self.endurance = as_endurance(self.endurance, "insitu.endurance")
         check(self.write_model in WRITE_MODELS, "insitu.write_model", self.write_model, f"must be one of {list(WRITE_MODELS)}")
         check(self.write_variation in ("persistent", "redraw"), "insitu.write_variation", self.write_variation,
               "must be 'persistent' or 'redraw'")
@@ -558,13 +595,13 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
     if arrays is None:
         if cfg.write_model == "pulsed":
             try:
-                arrays = [PulsedArray(lay.crossbar, cfg.pulses, cfg.write_noise, seed=cfg.seed + 7 * i)
-                          for i, lay in enumerate(layers)]
+                arrays = [PulsedArray(lay.crossbar, cfg.pulses, cfg.write_noise, seed=cfg.seed + 7 * i,
+                                      endurance=cfg.endurance) for i, lay in enumerate(layers)]
             except ConfigError as exc:
                 raise ConfigError(f"insitu.{exc}") from None
         else:
-            arrays = [DeviceArray(lay.crossbar, lay.w_ref, write_variation=cfg.write_variation, seed=cfg.seed + 7 * i)
-                      for i, lay in enumerate(layers)]
+            arrays = [DeviceArray(lay.crossbar, lay.w_ref, write_variation=cfg.write_variation, seed=cfg.seed + 7 * i,
+                                  endurance=cfg.endurance) for i, lay in enumerate(layers)]
     if len(arrays) != len(layers):
         raise ValueError(f"insitu_train: {len(arrays)} device arrays for {len(layers)} layers")
     if cfg.n_train:
@@ -654,4 +691,7 @@ def insitu_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: InS
         pulses = sum(w["pulses_per_trial"] for w in writes)
         out["pulses_per_device_mean"] = float(pulses.double().mean()) / n_dev
         out["pulses_per_device_max"] = max(w["pulses_per_device_max"] for w in writes)
+    wears = [x for a in arrays for x in getattr(a, "wear", {}).values()]
+    if wears:  # endurance on: pulses charged (one per write for the exact model) and failed devices
+        out["endurance"] = wear_stats(wears)
     return out

@@ -25,7 +25,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ from ..crossbar import Crossbar, CrossbarConfig
 from ..quant import quantize_weight, symmetric_qmax, weight_codes
 
 __all__ = ["CrossbarMatrix", "Programmed", "TrialFold", "CONVERTERS", "register_converter", "find_converter",
-           "layer_seed", "SEED_STRIDE", "fresh_seed", "is_linear_read"]
+           "layer_seed", "SEED_STRIDE", "fresh_seed", "is_linear_read", "read_through_crossbars"]
 
 SEED_STRIDE = 1000
 
@@ -57,6 +58,22 @@ def is_linear_read(config: CrossbarConfig) -> bool:
             and (lr is None or lr.ideal))
 
 
+_READ_EVERY_ARRAY = 0  # > 0 inside read_through_crossbars(): no linear fast path
+
+
+@contextmanager
+def read_through_crossbars() -> Iterator[None]:
+    """Within the block every crossbar layer reads through ``Crossbar.matmul``, also where the read is a
+    plain linear map that layers otherwise compute from the weights in one tensor (same outputs to
+    float rounding; slower). For tools that observe each array's inputs (``memristive.hardware``)."""
+    global _READ_EVERY_ARRAY
+    _READ_EVERY_ARRAY += 1
+    try:
+        yield
+    finally:
+        _READ_EVERY_ARRAY -= 1
+
+
 def _array_config(config: CrossbarConfig, bits: int | None) -> CrossbarConfig:
     """The config that stores integer codes of ``bits``-bit weights (device levels, ``w_max = Q``)."""
     if bits is None:
@@ -74,7 +91,7 @@ class Programmed:
 
     @property
     def linear(self) -> bool:
-        return is_linear_read(self.crossbar.config)
+        return _READ_EVERY_ARRAY == 0 and is_linear_read(self.crossbar.config)
 
     @property
     def trials(self) -> int:
@@ -89,7 +106,9 @@ class Programmed:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x (T|1, N, rows) → (T, N, cols)`` through DAC, array, ADC."""
-        y = self.crossbar.matmul(x) * self.scale
+        y = self.crossbar.matmul(x)
+        # the per-column scales; without autograd in place on the fresh read output
+        y = y.mul_(self.scale) if not torch.is_grad_enabled() else y * self.scale
         if self.w_q is None:
             return y
         lin = torch.matmul(x.detach(), self.w_q)

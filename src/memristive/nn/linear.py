@@ -88,7 +88,8 @@ class CrossbarLinear(CrossbarMatrix):
         else:
             y = p(x)
         if self.bias is not None:
-            y = y + self.bias
+            # the bias is added digitally; without autograd in place on the fresh read output
+            y = y.add_(self.bias) if not torch.is_grad_enabled() else y + self.bias
         return y
 
     def extra_repr(self) -> str:

@@ -7,7 +7,7 @@ other versions of ``methods/analog.py`` beside the current one, in interleaved r
 Each version's update schemes and pulse writer replace the optimizer's (``analog_optim.PairWriter``,
 ``update_scheme``); everything else (forward/backward, the optimizer) is the current code.
 """
-import sys, time, statistics, importlib.util, torch
+import os, sys, time, statistics, importlib.util, torch
 sys.path.insert(0, "benchmarks")
 import bench_analog as B
 import memristive.methods.analog as cur
@@ -31,7 +31,7 @@ for r in range(reps):
     order = names if r % 2 == 0 else names[::-1]
     for k in order:
         use(mods[k])
-        (w, c), tot = B.analog_epoch(x, y, r, pair="pos")
+        (w, c), tot = B.analog_epoch(x, y, r, pair=os.environ.get("PAIR", "pos"))
         t[k].append((w, c, tot["pulses"]))
 for k, v in t.items():
     print(f"{k:10s} median wall {statistics.median(a for a, _, _ in v):.3f} s, cpu {statistics.median(b for _, b, _ in v):.3f} s; "

@@ -450,7 +450,9 @@ class PairWriter:
     def _keep(new, old, stuck):
         return new if stuck is None else torch.where(stuck, old, new)
 
-    def _side(self, g, n_up, n_down, n_tot, params, stuck, generator, rows, wear=None):
+    def _side(self, g, up, dn, nt, params, stuck, generator, rows, active, wear=None):
+        """One side of the pairs: ``up``/``dn``/``nt`` are already the written cells' counts (``rows``: those
+        rows; ``active``: those flat cells; neither: every cell)."""
         index = None  # the written devices' positions, for the wear
         if rows is not None:  # a few rows (Tiki-Taka transfers)
             pick = lambda t: t.index_select(-2, rows)  # noqa: E731
@@ -458,19 +460,15 @@ class PairWriter:
                 T, _, cols = g.shape
                 index = (torch.arange(T, device=g.device).view(-1, 1, 1), rows.view(1, -1, 1),
                          torch.arange(cols, device=g.device).view(1, 1, -1))
+        elif active is not None:  # only the cells that receive pulses (the rest keep G exactly)
+            pick = lambda t: t.reshape(-1).index_select(0, active)  # noqa: E731
+            index = active
         else:
-            mask = n_tot.reshape(-1) != 0
-            if int(mask.sum()) > SPARSE_WRITE * mask.numel():
-                pick = None  # dense: every cell through the device model
-            else:  # only the cells that receive pulses (the rest keep G exactly)
-                active = mask.nonzero().squeeze(1)
-                pick = lambda t: t.reshape(-1).index_select(0, active)  # noqa: E731
-                index = active
+            pick = None  # dense: every cell through the device model
         if pick is None:
-            g_sub, p_sub, st, up, dn, nt = g, params, stuck, n_up, n_down, n_tot
+            g_sub, p_sub, st = g, params, stuck
         else:
             g_sub = pick(g)
-            up, dn, nt = (n_up, n_down, n_tot) if rows is not None else (pick(n_up), pick(n_down), pick(n_tot))
             st = None if stuck is None else pick(stuck)
             # per-device tensors follow the cells; derived caches (non-string keys) are rebuilt
             p_sub = None if params is None else {k: (pick(v) if isinstance(v, torch.Tensor) and v.dim() else v)
@@ -503,10 +501,17 @@ class PairWriter:
         """``n_up`` weight-raising and ``n_down`` weight-lowering pulses per cell (counts >= 0),
         ``(T, rows, cols)`` or, with ``rows`` (indices), ``(T, len(rows), cols)``."""
         n_tot = n_up + n_down
-        self._side(self.g_pos, n_up, n_down, n_tot, self.params_pos, self.stuck_pos, generator, rows, self.wear_pos)
         total = float(n_tot.sum())
+        active = None
+        if rows is None:  # which cells go through the device model: decided once for both sides
+            mask = n_tot.reshape(-1) != 0
+            if int(mask.sum()) <= SPARSE_WRITE * mask.numel():
+                active = mask.nonzero().squeeze(1)
+                n_up, n_down, n_tot = (t.reshape(-1).index_select(0, active) for t in (n_up, n_down, n_tot))
+        self._side(self.g_pos, n_up, n_down, n_tot, self.params_pos, self.stuck_pos, generator, rows, active, self.wear_pos)
         if self.pair == "both":
-            self._side(self.g_neg, n_down, n_up, n_tot, self.params_neg, self.stuck_neg, generator, rows, self.wear_neg)
+            self._side(self.g_neg, n_down, n_up, n_tot, self.params_neg, self.stuck_neg, generator, rows, active,
+                       self.wear_neg)
             total *= 2
         self.pulses += total
 

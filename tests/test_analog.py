@@ -168,6 +168,17 @@ def test_mixed_precision_transfer_threshold_and_residue():
 def test_optimizer_errors():
     with pytest.raises(ConfigError, match="no analog layers"):
         AnalogSGD(nn.Linear(2, 2))
+    # training mode = hardware-aware training (fresh arrays from the digital weights): the optimizer's
+    # writes would never be read, so a forward in that mode is refused
+    model = linear_model(torch.zeros(2, 2), ConstantStepDevice())
+    opt = AnalogSGD(model)
+    model.train()
+    with pytest.raises(RuntimeError, match="model.eval"):
+        model(torch.ones(1, 2))
+    model.eval()
+    with torch.no_grad():
+        model.train()(torch.ones(1, 2))  # nothing is recorded without autograd
+    opt.close()
     model = linear_model(torch.zeros(2, 2), ConstantStepDevice())
     with pytest.raises(ConfigError, match="lr"):
         AnalogSGD(model, lr=-1)

@@ -395,8 +395,10 @@ def training_workloads(x, y, args) -> dict:
     loss_fn = nn.CrossEntropyLoss()
     xb, yb = x.split(args.batch), y.split(args.batch)
 
-    def sgd_epoch(model, opt, loss=loss_fn):
-        model.train()
+    def sgd_epoch(model, opt, loss=loss_fn, train_mode=True):
+        # memristive's in-situ optimizers train in eval mode: a converted model's train mode is
+        # hardware-aware training (fresh arrays programmed from the digital weights every forward)
+        model.train(train_mode)
         for a, b in zip(xb, yb):
             opt.zero_grad()
             loss(model(a), b).backward()
@@ -411,7 +413,7 @@ def training_workloads(x, y, args) -> dict:
     mem_cfg = CrossbarConfig(memristor="aihwkit-constant-step", mapping={"kind": "balanced", "w_max": 1.2})
     mem = convert(mlp([784, 256, 10], "relu", bias=False), mem_cfg, trials=1, seed=0)
     mem_opt = MemAnalogSGD(mem, lr=0.1, scheme="stochastic", seed=0, pair="pos")
-    funcs["mem_analog_sgd"] = lambda: sgd_epoch(mem, mem_opt, trial_loss)
+    funcs["mem_analog_sgd"] = lambda: sgd_epoch(mem, mem_opt, trial_loss, train_mode=False)
 
     if USE["aihwkit"]:
         from aihwkit.nn import AnalogLinear

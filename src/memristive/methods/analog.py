@@ -21,8 +21,10 @@ ideal update ``ΔW = −lr·Σ_b x_b δ_bᵀ``; ``dw`` is the weight change of o
   −sign(∂L/∂W) on every cell whose |∂L/∂W| exceeds ``threshold``.
 
 **Layer protocol.** An *analog layer* is any module with a ``crossbar`` attribute (the
-:class:`~memristive.crossbar.Crossbar` whose ``matmul`` it calls). Its forward input is taken as the
-matmul input and its output gradient as the matmul output gradient; a layer whose matmul sees
+:class:`~memristive.crossbar.Crossbar` whose ``matmul`` it calls), in eval mode (a converted layer in
+training mode is hardware-aware training: it reads freshly programmed copies of its digital weights,
+not the array; a forward in training mode with an analog optimizer attached is an error). Its
+forward input is taken as the matmul input and its output gradient as the matmul output gradient; a layer whose matmul sees
 something else (a convolution's unfolded patches) provides ``matmul_inputs(x)`` and
 ``matmul_grads(grad_out)`` returning ``(…, rows)`` and ``(…, cols)`` tensors.
 
@@ -297,6 +299,11 @@ class Tap:
     def _hook(self, module, inputs, output):
         if not torch.is_grad_enabled():
             return None
+        if module.training:
+            raise RuntimeError(
+                f"analog layer {type(module).__name__} is in training mode, where a converted layer re-programs its "
+                "digital 'weight' onto fresh devices every forward (hardware-aware training) and never reads the array "
+                "the analog optimizer writes; call model.eval() for in-situ training")
         key = id(module)
         x = inputs[0]
         if hasattr(module, "matmul_inputs"):

@@ -176,7 +176,8 @@ def train_one(cfg: AnalogTrainingConfig, data, model_name: str, opt_name: str, d
             if digital is not None:
                 # trial_loss sums over trials: the shared bias's gradient is the trials' sum; use their mean
                 for p in biases:
-                    p.grad.div_(cfg.trials)
+                    if p.grad is not None:
+                        p.grad.div_(cfg.trials)
                 digital.step()
         acc = accuracy(model, x_test, data.y_test)
         tot = opt.totals()

@@ -237,15 +237,20 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
 
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # the child starts with SIGINT at its default: a disposition of "ignore" is inherited across exec
+    # (something earlier in a full pytest session may leave it so), and Python then installs no
+    # KeyboardInterrupt handler at all
     p = subprocess.Popen([sys.executable, "-m", "memristive", "run", "defects", "--quick", "--set", "epochs=400",
-                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    inherited = signal.getsignal(signal.SIGINT)
     deadline = time.time() + 240
     while time.time() < deadline and not (out / "run.json").exists():
         time.sleep(0.5)
     time.sleep(2)
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=120)
-    assert p.returncode == 130, stderr[-2000:]
+    assert p.returncode == 130, f"pytest's own SIGINT handler: {inherited!r}\n" + stderr[-2000:]
     assert "Re-run the same command to resume" in stderr and "memristive run defects --quick" in stderr
     assert str(out) in stderr and "Traceback" not in stderr
 

@@ -325,3 +325,34 @@ def test_endurance_experiment_quick(tmp_path):
     assert [w["label"] for w in hc["training_writes"]] == [r["endurance"] for r in rows]
     with pytest.raises(ConfigError, match="insitu.endurance"):
         run_experiment("endurance", out=tmp_path / "x", quick=True, overrides=["insitu.endurance.n_th=5"])
+
+
+def test_analog_experiments_expose_endurance(tmp_path):
+    """analog-toy / analog-training take an `endurance` section: the optimizers charge their pulses
+    (failed devices reported), and without it the results are those of a run that never heard of it."""
+    from memristive.experiments import run_experiment
+
+    base = ["steps=30", "trials=2", "optimizers=[sgd-stochastic]"]
+    off, _ = run_experiment("analog-toy", out=tmp_path / "off", overrides=base)
+    worn, _ = run_experiment("analog-toy", out=tmp_path / "on", overrides=base + [
+        "endurance.n_th=1", "endurance.fail_mean=2", "endurance.fail_sigma=0"])
+    toy_off = next(v for v in _find_rows(off["metrics"]) if v.get("optimizer") == "sgd-stochastic")
+    toy_on = next(v for v in _find_rows(worn["metrics"]) if v.get("optimizer") == "sgd-stochastic")
+    assert "endurance" not in toy_off
+    e = toy_on["endurance"]
+    assert e["failed"] > 0 and e["pulses_per_device_mean"] > 0  # every device pulsed twice has failed
+    assert toy_on["rms_error"] != toy_off["rms_error"]
+    with pytest.raises(ConfigError, match="endurance.n_th"):
+        run_experiment("analog-training", out=tmp_path / "bad", overrides=["endurance.n_th=0"])
+
+
+def _find_rows(metrics):
+    """Every dict with an 'optimizer' key anywhere in a metrics tree."""
+    if isinstance(metrics, dict):
+        if "optimizer" in metrics:
+            yield metrics
+        for v in metrics.values():
+            yield from _find_rows(v)
+    elif isinstance(metrics, list):
+        for v in metrics:
+            yield from _find_rows(v)

@@ -20,6 +20,7 @@ from ..config import check
 from ..crossbar import CrossbarConfig
 from ..devices import DEVICES, PRESETS, device_from_spec
 from ..devices.pulsed import SoftBoundsDevice
+from ..endurance import Endurance
 from ..methods.analog_optim import AnalogSGD, MixedPrecision, TikiTaka, trial_loss
 from ..nn import convert, mlp
 from .cnn import lenet5
@@ -67,6 +68,8 @@ class AnalogTrainingConfig(CostConfig):
     trials: int = 1
     seed: int = 0
     threads: int = 1
+    # wear of the written devices (memristive.endurance): every pulse is charged; null = devices never wear
+    endurance: Endurance | None = None
 
     def __post_init__(self) -> None:
         for d in self.datasets:
@@ -127,15 +130,16 @@ def inputs(model: str, x: torch.Tensor) -> torch.Tensor:
 def make_optimizer(name: str, model, cfg: AnalogTrainingConfig, seed: int):
     stoch = {"kind": "stochastic", "bl": cfg.bl}
     if name == "sgd-stochastic":
-        return AnalogSGD(model, lr=cfg.lr, scheme=stoch, seed=seed)
+        return AnalogSGD(model, lr=cfg.lr, scheme=stoch, seed=seed, endurance=cfg.endurance)
     if name == "sgd-deterministic":
-        return AnalogSGD(model, lr=cfg.lr, scheme="deterministic", seed=seed)
+        return AnalogSGD(model, lr=cfg.lr, scheme="deterministic", seed=seed, endurance=cfg.endurance)
     if name == "manhattan":
-        return AnalogSGD(model, lr=cfg.lr, scheme={"kind": "manhattan", "threshold": cfg.manhattan_threshold}, seed=seed)
+        return AnalogSGD(model, lr=cfg.lr, scheme={"kind": "manhattan", "threshold": cfg.manhattan_threshold}, seed=seed,
+                         endurance=cfg.endurance)
     if name == "mixed-precision":
-        return MixedPrecision(model, lr=cfg.lr, seed=seed)
+        return MixedPrecision(model, lr=cfg.lr, seed=seed, endurance=cfg.endurance)
     return TikiTaka(model, lr=cfg.lr, transfer_lr=cfg.transfer_lr, n_rows_per_transfer=cfg.transfer_rows, scheme=stoch,
-                    buffered=name == "tiki-taka-v2", seed=seed)
+                    buffered=name == "tiki-taka-v2", seed=seed, endurance=cfg.endurance)
 
 
 @torch.no_grad()
@@ -182,7 +186,8 @@ def train_one(cfg: AnalogTrainingConfig, data, model_name: str, opt_name: str, d
         acc = accuracy(model, x_test, data.y_test)
         tot = opt.totals()
         epochs.append({"epoch": e + 1, "accuracy": (acc * 100).tolist(), "accuracy_mean": float(acc.mean() * 100),
-                       "pulses": tot["pulses"], "energy_j": tot["energy"], "wall_s": time.perf_counter() - t0})
+                       "pulses": tot["pulses"], "energy_j": tot["energy"], "wall_s": time.perf_counter() - t0,
+                       **({"endurance": tot["endurance"]} if "endurance" in tot else {})})
     opt.close()
     return {"model": model_name, "optimizer": opt_name, "device": dev_name, "device_params": repr(dev),
             "epochs": epochs}
@@ -300,6 +305,8 @@ class AnalogToyConfig(CostConfig):
     lr: float = 0.05
     transfer_lr: float = 0.05
     seed: int = 0
+    # wear of the written devices (memristive.endurance); null = devices never wear
+    endurance: Endurance | None = None
 
     def __post_init__(self) -> None:
         for o in self.optimizers:
@@ -324,12 +331,12 @@ def toy_regression(cfg: AnalogToyConfig, opt_name: str, progress: bool = True) -
     stoch = {"kind": "stochastic"}
     if opt_name.startswith("tiki-taka"):
         opt = TikiTaka(model, lr=cfg.lr, transfer_lr=cfg.transfer_lr, scheme=stoch, buffered=opt_name == "tiki-taka-v2",
-                       seed=cfg.seed)
+                       seed=cfg.seed, endurance=cfg.endurance)
     elif opt_name == "mixed-precision":
-        opt = MixedPrecision(model, lr=cfg.lr, seed=cfg.seed)
+        opt = MixedPrecision(model, lr=cfg.lr, seed=cfg.seed, endurance=cfg.endurance)
     else:
         scheme = {"sgd-stochastic": stoch, "sgd-deterministic": "deterministic", "manhattan": "manhattan"}[opt_name]
-        opt = AnalogSGD(model, lr=cfg.lr, scheme=scheme, seed=cfg.seed)
+        opt = AnalogSGD(model, lr=cfg.lr, scheme=scheme, seed=cfg.seed, endurance=cfg.endurance)
     t0 = time.perf_counter()
     for _ in tqdm(range(cfg.steps), desc=f"toy {opt_name}", disable=not progress, leave=False):
         x = torch.randn(8, 8, generator=g)
@@ -341,7 +348,8 @@ def toy_regression(cfg: AnalogToyConfig, opt_name: str, progress: bool = True) -
     return {"optimizer": opt_name, "rms_error": err.tolist(), "rms_error_mean": float(err.mean()),
             "rms_error_min": float(err.min()), "rms_error_max": float(err.max()),
             "rms_target": float(w_true.pow(2).mean().sqrt()), "pulses": opt.totals()["pulses"],
-            "wall_s": time.perf_counter() - t0}
+            "wall_s": time.perf_counter() - t0,
+            **({"endurance": opt.totals()["endurance"]} if cfg.endurance is not None else {})}
 
 
 def toy_digital(cfg: AnalogToyConfig) -> dict:

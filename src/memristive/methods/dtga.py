@@ -204,6 +204,59 @@ def pulses_for_update(rule: UpdateRule, acc: torch.Tensor, step: torch.Tensor, t
     return (mag / step.clamp(min=1e-12)).round_().clamp_(1, rule.max_pulses).mul_(fire)
 
 
+def nominal_step(dev: VTEAMDevice, weight_change) -> float:
+    """``Δw₀``: the weight step of one pulse of the nominal device at its mid state (mean of SET and
+    RESET), via the pulse response; ``weight_change(d_pos)`` maps a conductance change of G⁺ to weight."""
+    g_mid = torch.full((2,), dev.g_mid, dtype=torch.float64)
+    dg = dev.pulse_change(g_mid, torch.tensor([1.0, -1.0], dtype=torch.float64))
+    return float(weight_change((dg[0] - dg[1]) / 2))
+
+
+def split_pair(pos: torch.Tensor, d: torch.Tensor, single: bool) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """A change ``d`` of each pair's chosen device (``pos`` = 1: G⁺, 0: G⁻) as ``(change of G⁺, change of
+    G⁻)``; ``single`` (only G⁺ is trained): ``(d, 0)``."""
+    if single:
+        return d, 0.0
+    d_pos = pos * d
+    return d_pos, d - d_pos
+
+
+# Masks are float 0/1 tensors combined arithmetically: on CPU this is several times faster than
+# torch.where / boolean indexing, and it runs unchanged on CUDA.
+def plan_pulses(dev: VTEAMDevice, weight_change, single: bool, s_pos: torch.Tensor, s_neg: torch.Tensor,
+                sgn: torch.Tensor, rule: UpdateRule) -> tuple:
+    """For the wanted weight-change sign ``sgn`` (+1 up, −1 down) and the device states the controller
+    knows (``s = 0`` is R_on, 1 is R_off), return float masks and values ``(pos, gsign, s_c, g_c, step)``:
+    ``pos`` = 1 where G⁺ (else G⁻) gets the pulses, ``gsign`` the chosen device's conductance direction
+    (+1 SET, −1 RESET), its known state and conductance, and |ΔW| of one pulse there (nominal device).
+    ``single``: only G⁺ is trained (a reference column). ``weight_change(d_pos, d_neg)``: the mapping."""
+    if single:
+        pos, gsign, s_c = torch.ones_like(sgn), sgn, s_pos
+    else:
+        if rule.pair_rule == "headroom":
+            # W up: SET G+ (headroom s+) or RESET G- (1-s-); W down: RESET G+ (1-s+) or SET G- (s-)
+            # -> choose G+ iff sgn·(s+ + s- − 1) >= 0
+            pos = (sgn * (s_pos + s_neg - 1)).sign_().add_(1).clamp_(max=1)
+        else:
+            pos = sgn.clamp(min=0)
+        gsign = sgn * (2 * pos - 1)
+        s_c = s_neg + pos * (s_pos - s_neg)
+    g_c = dev.conductance(s_c)
+    step = weight_change(dev.conductance(dev.pulse_state(s_c, gsign)).sub_(g_c)).abs_()
+    return pos, gsign, s_c, g_c, step
+
+
+def ga_residual(rule: UpdateRule, acc: torch.Tensor, n: torch.Tensor, written: torch.Tensor | None) -> torch.Tensor:
+    """The accumulator after a write of ``n`` pulses (counts ≥ 0): without GA zero; ``reset`` zero where
+    fired; else ``acc − written`` (the weight change the controller credits the write with: its nominal
+    prediction or, ``measured``, the change read back)."""
+    if not rule.accumulate:
+        return torch.zeros_like(acc)
+    if rule.ga_residual == "reset":
+        return acc * (1 - n.sign())
+    return acc - written
+
+
 # ============================================================================ the in-situ layer
 class PulsedLinear(nn.Module):
     """One weight matrix ``(inputs[+1 bias row], outputs)`` on a crossbar of VTEAM devices, trained by pulses.
@@ -227,10 +280,7 @@ class PulsedLinear(nn.Module):
         self.crossbar = Crossbar.from_weights(torch.zeros(rows, out_features), memristor=memristor, mapping=mapping,
                                               trials=trials, v_read=v_read)
         self.single = self.crossbar.mapping.sides == ("pos",)  # a reference column: one trained device per weight
-        # the nominal one-pulse weight step at mid state (mean of SET and RESET), via the pulse response
-        g_mid = torch.full((2,), memristor.g_mid, dtype=torch.float64)
-        dg = memristor.pulse_change(g_mid, torch.tensor([1.0, -1.0], dtype=torch.float64))
-        self.dw0 = float(self.weight_change((dg[0] - dg[1]) / 2))
+        self.dw0 = nominal_step(memristor, self.weight_change)
         zeros = torch.zeros(trials, rows, out_features)
         self.register_buffer("model_pos", zeros.clone())
         self.register_buffer("model_neg", zeros.clone())
@@ -289,29 +339,10 @@ class PulsedLinear(nn.Module):
         return self.crossbar.matmul(x / scale) * scale
 
     # ------------------------------------------------------------------ the update
-    # Masks are float 0/1 tensors combined arithmetically: on CPU this is several times faster than
-    # torch.where / boolean indexing, and it runs unchanged on CUDA.
     @torch.no_grad()
     def plan(self, s_pos: torch.Tensor, s_neg: torch.Tensor, sgn: torch.Tensor, rule: UpdateRule) -> tuple:
-        """For the wanted weight-change sign ``sgn`` (+1 up, −1 down) and the device states the controller
-        knows (``s = 0`` is R_on, 1 is R_off), return float masks and values ``(pos, gsign, s_c, g_c, step)``:
-        ``pos`` = 1 where G⁺ (else G⁻) gets the pulses, ``gsign`` the chosen device's conductance direction
-        (+1 SET, −1 RESET), its known state and conductance, and |ΔW| of one pulse there (nominal device)."""
-        dev = self.memristor
-        if self.single:
-            pos, gsign, s_c = torch.ones_like(sgn), sgn, s_pos
-        else:
-            if rule.pair_rule == "headroom":
-                # W up: SET G+ (headroom s+) or RESET G- (1-s-); W down: RESET G+ (1-s+) or SET G- (s-)
-                # -> choose G+ iff sgn·(s+ + s- − 1) >= 0
-                pos = (sgn * (s_pos + s_neg - 1)).sign_().add_(1).clamp_(max=1)
-            else:
-                pos = sgn.clamp(min=0)
-            gsign = sgn * (2 * pos - 1)
-            s_c = s_neg + pos * (s_pos - s_neg)
-        g_c = dev.conductance(s_c)
-        step = self.weight_change(dev.conductance(dev.pulse_state(s_c, gsign)).sub_(g_c)).abs_()
-        return pos, gsign, s_c, g_c, step
+        """:func:`plan_pulses` for this layer's devices and mapping."""
+        return plan_pulses(self.memristor, self.weight_change, self.single, s_pos, s_neg, sgn, rule)
 
     @torch.no_grad()
     def apply_update(self, acc: torch.Tensor, rule: UpdateRule, epoch: int,
@@ -358,12 +389,10 @@ class PulsedLinear(nn.Module):
             "fired": float(n.sign().mean()),
             "reads": 2 * acc.numel() if read else 0,
         }
-        if not rule.accumulate:
-            return torch.zeros_like(acc), stats
-        if rule.ga_residual == "reset":
-            return acc * (1 - n.sign()), stats
-        change = dg if rule.ga_residual == "measured" else predicted
-        return acc - self.weight_change(*self._split(pos, change)), stats
+        written = None
+        if rule.accumulate and rule.ga_residual != "reset":
+            written = self.weight_change(*self._split(pos, dg if rule.ga_residual == "measured" else predicted))
+        return ga_residual(rule, acc, n, written), stats
 
     def _worn_add(self, pos: torch.Tensor, dg: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         """:meth:`_add` through the devices' wear (each pulse charged to the pulsed device); returns the
@@ -384,10 +413,7 @@ class PulsedLinear(nn.Module):
 
     def _split(self, pos: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
         """A change ``d`` of the chosen device as ``(change of G⁺, change of G⁻)``."""
-        if self.single:
-            return d, 0.0
-        d_pos = pos * d
-        return d_pos, d - d_pos
+        return split_pair(pos, d, self.single)
 
     def _add(self, g_pos: torch.Tensor, g_neg: torch.Tensor, pos: torch.Tensor, d: torch.Tensor) -> None:
         """Add the chosen device's change ``d`` to the pair buffers in place (the reference column stays)."""

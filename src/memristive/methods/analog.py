@@ -522,6 +522,28 @@ class PairWriter:
             total *= 2
         self.pulses += total
 
+    @torch.no_grad()
+    def write_devices(self, n_pos: torch.Tensor, n_neg: torch.Tensor | None, generator: torch.Generator | None) -> None:
+        """Each device its own signed train: ``n_pos`` pulses on G+ and ``n_neg`` on G− (``n > 0`` raises
+        that device's G, ``n < 0`` lowers it; ``(T, rows, cols)``). For update rules that choose which
+        device of a pair to pulse (DTGA's ``headroom``); ``n_neg`` must be ``None`` when only G+ is
+        written (``pair="pos"`` or a reference column). Stuck masks, wear, energy and totals as :meth:`write`."""
+        sides = [(self.g_pos, n_pos, self.params_pos, self.stuck_pos, self.wear_pos)]
+        if n_neg is not None:
+            if self.pair != "both":
+                raise ValueError("PairWriter.write_devices: n_neg given but only G+ is written (pair='pos' or a "
+                                 "reference column)")
+            sides.append((self.g_neg, n_neg, self.params_neg, self.stuck_neg, self.wear_neg))
+        for g, n, params, stuck, wear in sides:
+            up, dn, nt = n.clamp(min=0), (-n).clamp(min=0), n.abs()
+            self.pulses += float(nt.sum())
+            mask = nt.reshape(-1) != 0
+            active = None
+            if int(mask.sum()) <= SPARSE_WRITE * mask.numel():
+                active = mask.nonzero().squeeze(1)
+                up, dn, nt = (t.reshape(-1).index_select(0, active) for t in (up, dn, nt))
+            self._side(g, up, dn, nt, params, stuck, generator, None, active, wear)
+
     def state_dict(self) -> dict:
         out = {"params_pos": self.params_pos, "params_neg": self.params_neg, "pulses": self.pulses, "energy": self.energy}
         for side in ("pos", "neg"):

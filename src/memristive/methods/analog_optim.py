@@ -27,6 +27,13 @@ group (its ``G+`` buffer stands for the layer), so ``lr`` schedulers and ``state
   Front. Artif. Intell. 4:699148, 2021): the read rows go into a digital buffer H (units of one C
   pulse), trunc(H) pulses are written where |H| ≥ ``buffer_threshold``, and H is zeroed there
   (``forget_buffer``) or keeps its remainder.
+* :class:`DTGA` — dynamic threshold + gradient accumulation (Shen et al., Appl. Intell. 55:167, 2025;
+  :mod:`.dtga`, docs/dtga.md) on VTEAM pairs: A ← A − lr·∂L/∂W (GA; without GA A is this batch's
+  update), θ per :class:`~memristive.methods.dtga.UpdateRule`, n = clamp(round(|A|/Δw₁), 1, max_pulses)
+  where |A| ≥ θ on one device of each pair (``pair_rule``), residual per ``ga_residual``. The formulas
+  are those of the DTGA trainer (:func:`~memristive.methods.dtga.plan_pulses`,
+  :func:`~memristive.methods.dtga.threshold_for`, :func:`~memristive.methods.dtga.pulses_for_update`,
+  :func:`~memristive.methods.dtga.ga_residual`), here on any converted model.
 
 Every optimizer takes ``endurance`` (an :class:`memristive.endurance.Endurance`, a mapping of its
 fields, or ``None`` = off, the default): each device's pulses are charged to it (Tiki-Taka: the fast
@@ -44,6 +51,7 @@ from torch import nn
 
 from ..config import ConfigError, check
 from ..endurance import as_endurance, wear_stats
+from ..devices.vteam import VTEAMDevice
 from .analog import (
     DeterministicPulses,
     PairWriter,
@@ -54,6 +62,7 @@ from .analog import (
     memristor_of,
     update_scheme,
 )
+from .dtga import UpdateRule, ga_residual, nominal_step, plan_pulses, pulses_for_update, split_pair, threshold_for
 
 
 def trial_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -327,3 +336,121 @@ class TikiTaka(AnalogOptimizer):
         eye = torch.eye(len(rows), dtype=v.dtype, device=v.device).unsqueeze(0)
         n_up, n_down = self.transfer_scheme.counts(eye, -v, lr_t, slow.dw, gen)
         slow.write(n_up, n_down, gen, rows=rows)
+
+
+class DTGA(AnalogOptimizer):
+    """DTGA on any converted model whose arrays are VTEAM pairs (see the module docstring).
+
+    ``update`` is a :class:`~memristive.methods.dtga.UpdateRule` (or a mapping of its fields): every
+    option of the DTGA trainer is expressed exactly — ``controller="open_loop"`` keeps the controller's
+    nominal model of every device's state in the optimizer state (starting from the array's conductances
+    at the first step), ``"read"`` reads every device before each update (counted in ``totals()["reads"]``);
+    ``pair_rule`` chooses the pulsed device of each pair and :meth:`PairWriter.write_devices` writes it;
+    Δw₁ is the nominal device's one-pulse step at the chosen device's known state. ``pair="pos"`` (or a
+    reference column) trains G+ only. The ``decay`` rule reads :attr:`epoch` (set it, or call
+    :meth:`new_epoch` after each epoch). Device-to-device and pulse-to-pulse variation of VTEAM devices
+    are not modelled by the writer (the nominal device), unlike the trainer's ``VTEAMCells``.
+    """
+
+    def __init__(self, model: nn.Module, lr: float = 2.0, update: UpdateRule | dict | None = None, seed: int = 0,
+                 pair: str = "both", endurance=None) -> None:
+        if update is None:
+            update = UpdateRule()
+        elif isinstance(update, dict):
+            try:
+                update = UpdateRule(**update)
+            except TypeError as exc:
+                raise ConfigError(f"update: {exc}") from None
+        if not isinstance(update, UpdateRule):
+            raise ConfigError(f"update={update!r}: expected an UpdateRule or a mapping of its fields")
+        super().__init__(model, lr, seed, pair, endurance)
+        for name, layer in self.layers.items():
+            dev = memristor_of(layer.crossbar)
+            if not isinstance(dev, VTEAMDevice):
+                self.close()
+                raise ConfigError(f"DTGA: layer {name!r} has memristor {getattr(dev, 'kind', type(dev).__name__)!r}; "
+                                  "DTGA plans pulses with the VTEAM state model (state, pulse_state): use a VTEAM "
+                                  "device (e.g. preset 'dtga')")
+        self.rule = update
+        self.epoch = 0
+        self.counts = {"set": 0.0, "reset": 0.0, "reads": 0.0, "fired": 0.0, "updates": 0}
+
+    def new_epoch(self) -> None:
+        """Count one finished epoch (the ``decay`` threshold rule uses :attr:`epoch`)."""
+        self.epoch += 1
+
+    def totals(self) -> dict:
+        """:meth:`AnalogOptimizer.totals` plus SET/RESET pulse counts, device reads (``controller="read"``)
+        and the mean fraction of weights fired per layer update."""
+        out = super().totals()
+        c = self.counts
+        out.update(set=c["set"], reset=c["reset"], reads=c["reads"],
+                   fired_fraction=c["fired"] / c["updates"] if c["updates"] else 0.0)
+        return out
+
+    def _extra_state(self) -> dict:
+        return {**super()._extra_state(), "epoch": self.epoch, "counts": dict(self.counts)}
+
+    def _load_extra_state(self, extra: dict) -> None:
+        super()._load_extra_state(extra)
+        self.epoch = int(extra.get("epoch", 0))
+        self.counts.update(extra.get("counts", {}))
+
+    def _update(self, name, group, x, d):
+        w = self.writer(name)
+        xb = self.layers[name].crossbar
+        dev, rule = w.dev, self.rule
+        single = w.pair == "pos"
+        mapping, k = xb.mapping, w.k
+
+        def weight_change(d_pos, d_neg=0.0):
+            return mapping.to_weights(d_pos, d_neg, k)
+
+        state = self.state[group["params"][0]]
+        upd = grad_matrix(x, d).mul_(-group["lr"])  # U = −lr·∂L/∂W
+        if rule.accumulate:
+            acc = state.get("accumulator")
+            acc = upd if acc is None else acc.add_(upd)
+        else:
+            acc = upd
+        read = rule.controller == "read"
+        if read:  # every device read, its state estimated with the nominal model
+            s_pos = dev.state(w.g_pos)
+            s_neg = s_pos if single else dev.state(w.g_neg)
+            self.counts["reads"] += 2 * acc.numel()
+        else:  # the open-loop controller's model, from the array as first seen (the programmed targets)
+            if "model_pos" not in state:
+                state["model_pos"] = dev.state(w.g_pos)
+                state["model_neg"] = state["model_pos"].clone() if single else dev.state(w.g_neg)
+            s_pos, s_neg = state["model_pos"], state["model_neg"]
+        if "dw0" not in state:
+            state["dw0"] = nominal_step(dev, weight_change)
+        pos, gsign, s_c, g_c, step = plan_pulses(dev, weight_change, single, s_pos, s_neg, acc.sign(), rule)
+        theta = threshold_for(rule, acc, step, state["dw0"], self.epoch)
+        n = pulses_for_update(rule, acc, step, theta)
+        n_signed = n * gsign
+        measured = rule.accumulate and rule.ga_residual == "measured"
+        before = (w.g_pos.clone(), w.g_neg.clone()) if measured else None
+        n_pos, n_neg = split_pair(pos, n_signed, single)
+        w.write_devices(n_pos, None if single else n_neg, self.generator(d.device))
+        predicted = None
+        if not read or (rule.accumulate and rule.ga_residual == "nominal"):
+            s_new = dev.pulse_state(s_c, n_signed)
+            predicted = dev.conductance(s_new).sub_(g_c)
+            if not read:
+                m_pos, m_neg = split_pair(pos, s_new.sub_(s_c), single)
+                s_pos.add_(m_pos)
+                if not single:
+                    s_neg.add_(m_neg)
+        written = None
+        if measured:
+            written = weight_change(w.g_pos - before[0], 0.0 if single else w.g_neg - before[1])
+        elif rule.accumulate and rule.ga_residual == "nominal":
+            written = weight_change(*split_pair(pos, predicted, single))
+        if rule.accumulate:
+            state["accumulator"] = ga_residual(rule, acc, n, written)
+        n_set = float((n * gsign.clamp(min=0)).sum())
+        self.counts["set"] += n_set
+        self.counts["reset"] += float(n.sum()) - n_set
+        self.counts["fired"] += float(n.sign().mean())
+        self.counts["updates"] += 1

@@ -9,10 +9,10 @@ convention: :class:`TrialFold`. Hardware-aware training: :mod:`memristive.nn.tra
 from .base import CrossbarMatrix, TrialFold, layer_seed, register_converter
 from .conv import CrossbarConv1d, CrossbarConv2d
 from .gru import CrossbarGRU, CrossbarGRUNet, GRUNet, QuantGRU, convert_gru
-from .linear import Abs, CrossbarLinear, mlp
+from .linear import Abs, AppendOne, CrossbarLinear, mlp
 from .recurrent import CrossbarLSTM, CrossbarRNN
 from .convert import ConversionReport, convert, program
 
-__all__ = ["Abs", "CrossbarLinear", "CrossbarConv1d", "CrossbarConv2d", "CrossbarRNN", "CrossbarLSTM", "mlp",
+__all__ = ["Abs", "AppendOne", "CrossbarLinear", "CrossbarConv1d", "CrossbarConv2d", "CrossbarRNN", "CrossbarLSTM", "mlp",
            "convert", "program", "ConversionReport", "TrialFold", "register_converter", "layer_seed"]
 __all__ += ["CrossbarGRU", "CrossbarGRUNet", "CrossbarMatrix", "GRUNet", "QuantGRU", "convert_gru"]

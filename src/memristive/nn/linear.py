@@ -16,6 +16,14 @@ class Abs(nn.Module):
         return x.abs()
 
 
+class AppendOne(nn.Module):
+    """Appends a constant-1 input feature: the next layer's bias as one more array row (as the DTGA
+    trainer's in-situ layers), so an in-situ optimizer trains it by pulses like any weight."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)], dim=-1)
+
+
 def mlp(sizes: list[int] | tuple[int, ...], activation: str = "abs", bias: bool = False) -> nn.Sequential:
     """A plain MLP, e.g. ``mlp([784, 100, 10])``: Linear, activation, ..., Linear (logits).
 

@@ -582,3 +582,111 @@ def _plot_regime(run: RunFolder, rows: list[dict], cfg: DTGARegimeConfig, names:
     fig.suptitle(f"DTGA regime map, {cfg.dataset}, {cfg.epochs} epochs on {cfg.n_train} images, η = {cfg.noise}",
                  fontsize=10, y=1.03)
     run.save_figure(fig, "regime.png")
+
+
+# ============================================================================ the same rule as an optimizer
+@dataclass
+class DTGAOptimizerConfig(DTGACompareConfig):
+    """The DTGA trainer (:class:`InSituMLP`) vs the :class:`~memristive.methods.analog_optim.DTGA` optimizer on
+    a converted model of the same network (its biases as array rows, :class:`~memristive.nn.AppendOne`),
+    same initial weights, devices (VTEAM pairs, ``insitu.mapping``/``w_max``), lr and mini-batches, per scheme.
+    The optimizer's writer has no VTEAM variability, so it runs noise-free; the trainer runs at every η of
+    ``trainer_noise`` (0 = the optimizer's conditions; ``noise``, the published setting, for reference)."""
+
+    trainer_noise: list[float] = field(default_factory=lambda: [0.0, 0.01])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for eta in self.trainer_noise:
+            check(0 <= eta < 1, "trainer_noise", eta, "each must lie in [0, 1)")
+
+
+def converted_twin(model: InSituMLP, insitu: DTGAConfig, trials: int):
+    """A converted ``nn.Sequential`` holding ``model``'s current weights (trial 0) on crossbars of the same
+    device and mappings: AppendOne → Linear(in+1, out, bias=False) → activation → …"""
+    from torch import nn
+
+    from ..crossbar import CrossbarConfig
+    from ..nn import AppendOne, convert
+
+    acts = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+    check(insitu.activation in acts, "insitu.activation", insitu.activation, f"must be one of {sorted(acts)} here")
+    check(insitu.bias, "insitu.bias", insitu.bias, "must be true here (the bias is an array row)")
+    layers, names = [], []
+    for i, layer in enumerate(model.layers):
+        lin = nn.Linear(layer.in_features + 1, layer.out_features, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(layer.weights()[0].t())
+        names.append(str(len(layers) + 1))
+        layers += [AppendOne(), lin] + ([acts[insitu.activation]()] if i < len(model.layers) - 1 else [])
+    cfgs = {n: CrossbarConfig(memristor=insitu.device, mapping=insitu.layer_mapping(i), v_read=insitu.v_read)
+            for i, n in enumerate(names)}
+    return convert(nn.Sequential(*layers), cfgs[names[0]], trials=trials, layer_configs=cfgs)
+
+
+def train_dtga_optimizer(insitu: DTGAConfig, data, epochs: int, trials: int, seed: int, desc: str = "DTGA optimizer") -> dict:
+    """The optimizer's run, on the batches ``_train`` gives the trainer (shuffle seed ``seed + 1``)."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from ..methods.analog_optim import DTGA, trial_loss
+
+    torch.manual_seed(seed)
+    model = converted_twin(InSituMLP(insitu, trials=trials, seed=seed), insitu, trials)
+    opt = DTGA(model, lr=insitu.lr, update=insitu.update, seed=seed)
+
+    @torch.no_grad()
+    def accuracy():
+        correct = torch.zeros(trials, dtype=torch.float64)
+        for i in range(0, len(data.x_test), 2000):
+            correct += (model(data.x_test[i : i + 2000]).argmax(-1) == data.y_test[i : i + 2000]).sum(-1).double()
+        return (correct / len(data.x_test)).tolist()
+
+    init = accuracy()
+    gen = torch.Generator().manual_seed(seed + 1)
+    hist = []
+    bs = insitu.batch_size
+    for e in range(epochs):
+        t0 = time.perf_counter()
+        before = opt.totals()
+        perm = torch.randperm(len(data.x_train), generator=gen)
+        for i in tqdm(range(0, len(perm), bs), desc=f"{desc} epoch {e + 1}", leave=False):
+            idx = perm[i : i + bs]
+            opt.zero_grad()
+            trial_loss(model(data.x_train[idx]), data.y_train[idx]).backward()
+            opt.step()
+        opt.new_epoch()
+        tot = opt.totals()
+        acc = accuracy()
+        hist.append({"epoch": e + 1, "accuracy": acc, "accuracy_mean": sum(acc) / len(acc),
+                     "pulses": tot["pulses"] - before["pulses"], "set": tot["set"] - before["set"],
+                     "reset": tot["reset"] - before["reset"], "energy": tot["energy"] - before["energy"],
+                     "wall_s": time.perf_counter() - t0})
+    opt.close()
+    return {"initial_accuracy": init, "history": hist}
+
+
+@experiment("dtga-optimizer", "The DTGA trainer vs the DTGA optimizer on a converted model (same net, devices, batches)",
+            DTGAOptimizerConfig, quick=_QUICK)
+def run_dtga_optimizer(cfg: DTGAOptimizerConfig, run: RunFolder) -> dict:
+    with _threads(cfg.threads):
+        data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
+        rows = []
+        for scheme in cfg.schemes:
+            insitu = _with_scheme(cfg.insitu, scheme)
+            runs = {f"trainer, η = {eta:g}": _train(run, f"{scheme}_trainer_{eta:g}", insitu, data, cfg.epochs, cfg.trials,
+                                                    cfg.seed, eta, f"{scheme} trainer η={eta:g}")
+                    for eta in cfg.trainer_noise}
+            runs["optimizer, η = 0"] = run.checkpoint(f"{scheme}_optimizer", lambda: train_dtga_optimizer(
+                insitu, data, cfg.epochs, cfg.trials, cfg.seed, f"{scheme} optimizer"))
+            for label, res in runs.items():
+                hist = res["history"]
+                rows.append({"scheme": scheme, "run": label, **{k: v for k, v in _summary(hist[-1]["accuracy"]).items()},
+                             "accuracy_trials": " ".join(f"{100 * a:.2f}" for a in hist[-1]["accuracy"]),
+                             "epoch_means": " ".join(f"{100 * h['accuracy_mean']:.2f}" for h in hist),
+                             "pulses": sum(h["pulses"] for h in hist), "set": sum(h["set"] for h in hist),
+                             "reset": sum(h["reset"] for h in hist), "energy_J": sum(h["energy"] for h in hist),
+                             "wall_s": round(sum(h["wall_s"] for h in hist), 1)})
+        run.write_csv("summary.csv", rows)
+        return {"dataset": cfg.dataset, "n_train": cfg.n_train, "epochs": cfg.epochs, "rows": rows}

@@ -180,6 +180,10 @@ class AnalogOptimizer(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         extra = state_dict.pop("analog", None)
         super().load_state_dict(state_dict)
+        for st in self.state.values():  # torch keeps the given tensors; updates are in place: own copies
+            for key, val in st.items():
+                if isinstance(val, torch.Tensor):
+                    st[key] = val.clone()
         if extra is not None:
             self._load_extra_state(extra)
             if extra.get("generator") is not None:

@@ -310,6 +310,10 @@ def test_experiment_configs_validated():
     cfg = AnalogTrainingConfig()
     assert cfg.devices[-1] == "dtga" and cfg.models == ["mlp", "lenet5"]
     assert cfg.train_size("lenet5") == cfg.lenet_n_train and cfg.train_size("mlp") == cfg.n_train
+    assert "dtga" not in cfg.optimizers  # DTGA is available but off by default (the table is measured)
+    assert AnalogTrainingConfig(optimizers=["dtga"], devices=["dtga"]).optimizers == ["dtga"]
+    with pytest.raises(ConfigError, match="VTEAM"):
+        AnalogTrainingConfig(optimizers=["dtga"])  # the pulsed devices of the default list
 
 
 # ============================================================================ convolutions, VTEAM

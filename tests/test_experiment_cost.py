@@ -151,6 +151,7 @@ def assert_costed(res: dict) -> None:
 TINY = {
     "analog-toy": ["steps=20", "trials=1", "optimizers=[sgd-stochastic]"],
     "dtga-fashion": ["n_train=200", "n_test=100", "schemes=[dtga]"],
+    "dtga-optimizer": ["n_train=200", "n_test=100", "schemes=[dtga]", "trainer_noise=[0.0]"],
     "cost-neurosim-vgg8": [],
     "analog-training": ["n_train=200", "n_test=100", "datasets=[mnist]", "optimizers=[sgd-deterministic]",
                         "devices=[symmetric-constant-step]", "sizes=[784,16,10]"],

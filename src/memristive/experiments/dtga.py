@@ -672,7 +672,7 @@ def train_dtga_optimizer(insitu: DTGAConfig, data, epochs: int, trials: int, see
 def run_dtga_optimizer(cfg: DTGAOptimizerConfig, run: RunFolder) -> dict:
     with _threads(cfg.threads):
         data = load_data(cfg.dataset, cfg.n_train, cfg.n_test)
-        rows = []
+        rows, writes = [], []
         for scheme in cfg.schemes:
             insitu = _with_scheme(cfg.insitu, scheme)
             runs = {f"trainer, η = {eta:g}": _train(run, f"{scheme}_trainer_{eta:g}", insitu, data, cfg.epochs, cfg.trials,
@@ -681,6 +681,7 @@ def run_dtga_optimizer(cfg: DTGAOptimizerConfig, run: RunFolder) -> dict:
             runs["optimizer, η = 0"] = run.checkpoint(f"{scheme}_optimizer", lambda: train_dtga_optimizer(
                 insitu, data, cfg.epochs, cfg.trials, cfg.seed, f"{scheme} optimizer"))
             for label, res in runs.items():
+                writes.append(training_writes(f"{scheme}, {label}", res, cfg.trials))
                 hist = res["history"]
                 rows.append({"scheme": scheme, "run": label, **{k: v for k, v in _summary(hist[-1]["accuracy"]).items()},
                              "accuracy_trials": " ".join(f"{100 * a:.2f}" for a in hist[-1]["accuracy"]),
@@ -689,4 +690,5 @@ def run_dtga_optimizer(cfg: DTGAOptimizerConfig, run: RunFolder) -> dict:
                              "reset": sum(h["reset"] for h in hist), "energy_J": sum(h["energy"] for h in hist),
                              "wall_s": round(sum(h["wall_s"] for h in hist), 1)})
         run.write_csv("summary.csv", rows)
+        record_dtga_cost(run, cfg.insitu, cfg.seed, 0.0, data.x_test, writes)
         return {"dataset": cfg.dataset, "n_train": cfg.n_train, "epochs": cfg.epochs, "rows": rows}

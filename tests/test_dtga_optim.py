@@ -201,13 +201,16 @@ def twin(cfg: DTGAConfig, trials: int):
     dict(scheme="baseline"), dict(scheme="dt"), dict(scheme="ga"), dict(scheme="dtga"),
     dict(scheme="dtga", dt_rule="layer"), dict(scheme="dtga", dt_rule="decay"),
     dict(scheme="dtga", controller="read", ga_residual="measured"), dict(scheme="ga", ga_residual="reset"),
-    dict(scheme="dtga", pair_rule="set_only"),
+    dict(scheme="dtga", pair_rule="set_only"), dict(scheme="dtga", mapping="reference"),
+    dict(scheme="dtga", mapping="differential"),
 ])
 def test_same_pulses_as_the_dtga_trainer(rule):
     """Same weights, devices, batches: every step writes the same SET and RESET pulse counts as
     InSituMLP.train_step, and the weights agree to float rounding (the trainer's VTEAMCells and the
     device's pulse() compute the drive in different precisions)."""
-    cfg = DTGAConfig(sizes=[6, 5, 3], w_max=[6.0, 6.0], lr=2.0, update=UpdateRule(**rule))
+    rule = dict(rule)
+    mapping = rule.pop("mapping", "balanced-state")  # reference: only G+ trained, on both sides
+    cfg = DTGAConfig(sizes=[6, 5, 3], w_max=[6.0, 6.0], lr=2.0, mapping=mapping, update=UpdateRule(**rule))
     old, model = twin(cfg, trials=2)
     opt = DTGA(model, lr=cfg.lr, update=cfg.update)
     gen = torch.Generator().manual_seed(1)

@@ -47,7 +47,7 @@ KNOWN_BROKEN: dict[str, str] = {
     "docs/circuit.md:L105": "docs owner: continues the block above (uses torch, xb); add `<!-- continues -->` before it",
     "docs/physics.md:L30": "docs owner: sketch (x undefined); make it runnable or mark no-exec",
     "docs/physics.md:L54": "docs owner: continues the block above (g_prog); add `<!-- continues -->` or make it runnable",
-    "docs/dtga.md:L235": "docs owner: sketch (w, x_train undefined); make it runnable or mark no-exec",
+    "docs/dtga.md:L238": "docs owner: sketch (w, x_train undefined); make it runnable or mark no-exec",
     "docs/gru.md:L23": "docs owner: sketch (`...train...` is not Python); make it runnable or mark no-exec",
     "docs/gru.md:L114": "docs owner: sketch (x_train undefined); make it runnable or mark no-exec",
     "docs/gru.md:L165": "docs owner: sketch (model undefined); make it runnable or mark no-exec",

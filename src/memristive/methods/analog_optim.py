@@ -50,8 +50,8 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, check
-from ..endurance import as_endurance, wear_stats
 from ..devices.vteam import VTEAMDevice
+from ..endurance import as_endurance, wear_stats
 from .analog import (
     DeterministicPulses,
     PairWriter,

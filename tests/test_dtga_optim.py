@@ -281,3 +281,27 @@ def test_state_dict_round_trip_continues_identically():
     for la, lb in zip([a[1], a[4]], [b[1], b[4]]):
         assert torch.equal(la.crossbar.g_pos, lb.crossbar.g_pos)
     assert oa.totals() == ob.totals()
+
+
+def test_pair_pos_and_endurance():
+    """pair="pos": G− never moves; endurance: every pulse is charged to the one device it went to."""
+    cfg = DTGAConfig(sizes=[6, 5, 3], w_max=[6.0, 6.0], lr=2.0)
+    for kw in (dict(pair="pos"), dict(endurance={"n_th": 50, "fail_mean": 200})):
+        _, m = twin(cfg, trials=2)
+        opt = DTGA(m, lr=2.0, **kw)
+        g_neg = [m[1].crossbar.g_neg.clone(), m[4].crossbar.g_neg.clone()]
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(10):
+            x, y = torch.rand(8, 6, generator=gen), torch.randint(0, 3, (8,), generator=gen)
+            opt.zero_grad()
+            trial_loss(m(x), y).backward()
+            opt.step()
+        t = opt.totals()
+        assert t["pulses"] == t["set"] + t["reset"] > 0
+        unchanged = all(torch.equal(a, b.crossbar.g_neg) for a, b in zip(g_neg, [m[1], m[4]]))
+        if "pair" in kw:
+            assert unchanged
+        else:
+            assert not unchanged
+            wear = t["endurance"]
+            assert wear["pulses_per_device_mean"] * wear["devices"] == pytest.approx(t["pulses"])

@@ -426,3 +426,17 @@ def test_tiki_taka_reads_each_row_at_most_once_per_transfer():
     # transfer_lr 1: ΔC = A rounded to whole C pulses (dw 0.02): 0.045 -> 2 pulses = 0.04, once per cell
     assert torch.allclose(moved, 0.04 * torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), atol=1e-6)
     assert opt.totals()["pulses"] == 2 * 4 * 2  # 2 pulses × 4 cells × both devices (rows 0, 1 read twice: 24)
+
+
+def test_analog_optimizers_refuse_quantized_layers():
+    """A quantized layer's output is the array read times per-column scales, so the recorded output
+    gradient is not the array weights' gradient: refused with one line naming the layer."""
+    from memristive.config import ConfigError
+    from memristive.crossbar import CrossbarConfig
+    from memristive.methods.analog_optim import AnalogSGD
+    from memristive.nn import CrossbarLinear
+
+    torch.manual_seed(0)
+    layer = CrossbarLinear.from_linear(torch.nn.Linear(6, 3, bias=False), CrossbarConfig(), bits=4)
+    with pytest.raises(ConfigError, match=r"layer '0' is quantized \(bits=4"):
+        AnalogSGD(torch.nn.Sequential(layer), lr=0.1)

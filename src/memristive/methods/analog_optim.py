@@ -85,6 +85,13 @@ class AnalogOptimizer(torch.optim.Optimizer):
         if not layers:
             raise ConfigError(f"{type(self).__name__}: the model has no analog layers (modules with a 'crossbar'); "
                               "convert it first (memristive.nn.convert)")
+        for name, m in layers:  # the recorded δ is the gradient of the layer output, i.e. of the array
+            # weights only when the output is the array's read: quantized layers multiply it by scales
+            bits = getattr(m, "bits", None)
+            if bits is not None:
+                raise ConfigError(f"{type(self).__name__}: layer {name!r} is quantized (bits={bits}: its array holds "
+                                  "integer codes times per-column scales); analog optimizers train unquantized "
+                                  "converted layers: convert without bits")
         groups = [{"params": [m.crossbar.g_pos], "name": name} for name, m in layers]
         super().__init__(groups, dict(lr=float(lr), **defaults))
         self.layers = {name: m for name, m in layers}

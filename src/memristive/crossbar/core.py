@@ -498,13 +498,86 @@ class Crossbar(nn.Module):
         out = partial * out_per_volt
         return out.sum(dim=1) if out.shape[1] > 1 else out.squeeze(1)
 
-    def matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """``x @ W`` in weight units, through DAC, crossbar and ADC: ``(T, B, outputs)``."""
+    def matmul(self, x: torch.Tensor, scale: torch.Tensor | None = None,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``x @ W`` in weight units, through DAC, crossbar and ADC: ``(T, B, outputs)``.
+
+        ``scale`` (per column) and ``bias`` are the digital periphery after the ADC:
+        ``(x @ W)·scale + bias``; without autograd they ride on the read's last pass.
+        """
         cfg = self.config
         x = self._as_trials(x, "x")
-        _check_finite(x, "x")
-        x = cfg.dac(x).to(self.g_pos.dtype)
-        return self._read(x, cfg.v_read, 1.0 / (cfg.v_read * cfg.r_s * self.k))
+        autograd = torch.is_grad_enabled()
+        if not (autograd and (x.requires_grad or self.g_pos.requires_grad or self.g_neg.requires_grad)) \
+                and self._eval_read_ok():
+            if not (autograd and ((scale is not None and scale.requires_grad)
+                                  or (bias is not None and bias.requires_grad))):
+                return self._read_eval(x, scale, bias)
+            out = self._read_eval(x, None, None)  # a read without autograd; the periphery with it
+        else:
+            _check_finite(x, "x")
+            x = cfg.dac(x).to(self.g_pos.dtype)
+            out = self._read(x, cfg.v_read, 1.0 / (cfg.v_read * cfg.r_s * self.k))
+        if scale is not None:
+            out = out * scale
+        if bias is not None:
+            out = out + bias
+        return out
+
+    def _eval_read_ok(self) -> bool:
+        """The reads :meth:`_read_eval` serves: ohmic cells, ideal wires, one row tile per column (or an
+        ideal ADC), a pair mapping, and a static ADC full scale if any ADC."""
+        cfg = self.config
+        iv = getattr(cfg.memristor, "read_iv", None)
+        lr = cfg.line_resistance
+        adc = cfg.adc
+        return ((iv is None or iv.is_linear) and (lr is None or lr.ideal)
+                and self.g_neg.shape[-1] == self.g_pos.shape[-1]
+                and (adc.ideal or ((self._adc_r is not None or adc.range is not None)
+                                   and (cfg.tile is None or cfg.tile.rows >= self.g_pos.shape[-2]))))
+
+    def _read_eval(self, x: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+        """The read of :meth:`matmul` without autograd, as few passes over the data as the physics
+        allows: GEMM; a finite check on its output (the inputs are scanned only when that fails);
+        one scaling to ADC codes; one noise draw added with its std; round and clamp; one final pass
+        applying the step, the per-column scales and the bias. Same values as :meth:`_read`."""
+        cfg = self.config
+        if not cfg.dac.ideal:  # a DAC saturates Inf: check before it
+            _check_finite(x, "x")
+        x = cfg.dac(x)
+        if x.dtype != self.g_pos.dtype:
+            x = x.to(self.g_pos.dtype)
+        g, name = self._read_g()
+        T, rows, cols = g.shape
+        if x.shape[0] == 1 and T == 1:
+            partial = (x[0] @ g[0]).unsqueeze(0)  # a plain GEMM, no batched-matmul dispatch
+        elif x.shape[0] == 1:  # inputs shared by the trials: one GEMM against them side by side
+            flat = self._cached("flat_" + name, lambda: g.permute(1, 0, 2).reshape(rows, T * cols))
+            partial = (x[0] @ flat).view(x.shape[1], T, cols).transpose(0, 1)
+        else:
+            partial = torch.matmul(x, g)
+        if not math.isfinite(partial.sum().item()):  # Inf/NaN inputs always reach the sum (0·Inf = NaN)
+            _check_finite(x, "x")
+        adc_r = None if cfg.adc.ideal else (self._adc_r if self._adc_r is not None else cfg.adc.range)
+        step = cfg.adc.step(adc_r) if adc_r is not None else 1.0  # volts per ADC code
+        unit = cfg.v_read * cfg.r_s / step  # Σ x·G → ADC codes (→ volts without an ADC)
+        if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
+            std, c = self._read_noise_std(x)  # std·c: the noise std in units of Σ x·G
+            eps = _normal_like(partial, self._read_generator(partial.device))
+            partial.mul_(unit).addcmul_(eps, std.squeeze(1), value=c * unit)
+            if adc_r is not None:
+                cfg.adc.codes_(partial)
+            last = step / (cfg.v_read * cfg.r_s * self.k)  # codes → weight units
+        elif adc_r is not None:
+            cfg.adc.codes_(partial.mul_(unit))
+            last = step / (cfg.v_read * cfg.r_s * self.k)
+        else:
+            last = 1.0 / self.k  # Σ x·G → weight units, one pass
+        col = scale * last if scale is not None else None
+        if bias is not None:
+            return torch.addcmul(bias, partial, col, out=partial) if col is not None else \
+                partial.mul_(last).add_(bias)
+        return partial.mul_(col) if col is not None else partial.mul_(last)
 
     def _read(self, x: torch.Tensor, v_per_unit: float, out_per_volt: float) -> torch.Tensor:
         """``out_per_volt · V_out`` for input voltages ``V_in = v_per_unit · x``: the one read (GEMM, read
@@ -598,7 +671,7 @@ def _normal_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def _check_finite(x: torch.Tensor, name: str) -> None:
-    if x.is_floating_point() and not torch.isfinite(x.detach().sum()) and not torch.isfinite(x).all():
+    if x.is_floating_point() and not math.isfinite(x.detach().sum().item()) and not torch.isfinite(x).all():
         raise ValueError(f"{name}: input contains NaN or infinite values")
 
 

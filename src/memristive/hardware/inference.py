@@ -130,9 +130,9 @@ def record_inputs(layers: list[tuple[str, Crossbar]], tech: Technology, arch: Ar
             method = xb.matmul
             st = stats[id(xb)]
 
-            def recording(x, _method=method, _st=st):
+            def recording(x, *args, _method=method, _st=st, **kwargs):
                 _st.add(x)
-                return _method(x)
+                return _method(x, *args, **kwargs)
 
             xb.matmul = recording  # instance attribute: shadows the method until removed below
             wrapped.append(xb)

@@ -104,15 +104,15 @@ class Programmed:
             return w
         return self.w_q + (w - self.w_q).detach()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (T|1, N, rows) → (T, N, cols)`` through DAC, array, ADC."""
-        y = self.crossbar.matmul(x)
-        # the per-column scales; without autograd in place on the fresh read output
-        y = y.mul_(self.scale) if not torch.is_grad_enabled() else y * self.scale
+    def __call__(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (T|1, N, rows) → (T, N, cols)`` through DAC, array, ADC, then the per-column scales and
+        the digital ``bias`` (if given)."""
         if self.w_q is None:
-            return y
+            return self.crossbar.matmul(x, self.scale, bias)
+        y = self.crossbar.matmul(x, self.scale)
         lin = torch.matmul(x.detach(), self.w_q)
-        return y + (lin - lin.detach())
+        y = y + (lin - lin.detach())
+        return y if bias is None else y + bias
 
 
 class CrossbarMatrix(nn.Module):
@@ -195,7 +195,7 @@ class CrossbarMatrix(nn.Module):
         self.scale = scale.to(self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.crossbar.matmul(x) * self.scale
+        return self.crossbar.matmul(x, self.scale)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, params={self.n_params}"

@@ -93,12 +93,8 @@ class CrossbarLinear(CrossbarMatrix):
         if self.training and p.linear:
             x3 = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])
             y = torch.matmul(x3, p.weights())
-        else:
-            y = p(x)
-        if self.bias is not None:
-            # the bias is added digitally; without autograd in place on the fresh read output
-            y = y.add_(self.bias) if not torch.is_grad_enabled() else y + self.bias
-        return y
+            return y if self.bias is None else y + self.bias
+        return p(x, self.bias)  # the bias is added digitally, after the ADC
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -425,17 +425,22 @@ class Crossbar(nn.Module):
         noise_n = torch.randn(std_n.shape, generator=gen, dtype=std_n.dtype, device=std_n.device) * std_n
         return noise - self._expand_ref(noise_n)
 
-    def _read_noise_std(self, v: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def _read_noise_std(self, v: torch.Tensor, tile_dim: bool = True) -> tuple[torch.Tensor, float]:
         """``(s, c)``: the std of the summed read noise of each column output of a pair array is ``c·s``
-        (``s`` broadcastable to ``(T, n_row_tiles, B, cols)``). ε+ − ε− of the two independent devices is
-        one Gaussian with the summed variance. ``"range"`` noise has the same variance on every cell, so
-        its sum needs no matmul: ``s = √Σv²``; otherwise ``s² = Σ v²·(Var G+ + Var G−)``, one matmul.
+        (``s`` broadcastable to ``(T, n_row_tiles, B, cols)``; with ``tile_dim=False``, for a read with
+        one row tile, to ``(T, B, cols)``, and ``v`` may be ``(B, rows)``). ε+ − ε− of the two
+        independent devices is one Gaussian with the summed variance. ``"range"`` noise has the same
+        variance on every cell, so its sum needs no matmul: ``s = √Σv²``; otherwise
+        ``s² = Σ v²·(Var G+ + Var G−)``, one matmul.
         """
         rn, dev = self.config.read_noise, self.config.memristor
         if rn.mode == "range" and (self.config.tile is None or self.config.adc.ideal):
-            return torch.linalg.vector_norm(v, dim=-1, keepdim=True).unsqueeze(1), rn.sigma * dev.g_range * math.sqrt(2.0)
+            s = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+            return (s.unsqueeze(1) if tile_dim else s), rn.sigma * dev.g_range * math.sqrt(2.0)
         var = self._cached("var", lambda: rn.variance(self.g_pos, dev) + rn.variance(self.g_neg, dev))
-        return self._partials(v * v, var, "var").clamp_(min=0).sqrt_(), 1.0
+        vv = v * v
+        s = self._partials(vv if vv.dim() == 3 else vv.unsqueeze(0), var, "var").clamp_(min=0).sqrt_()
+        return (s if tile_dim else s.squeeze(1)), 1.0
 
     def _expand_ref(self, t: torch.Tensor) -> torch.Tensor:
         n_ct = t.shape[-1]
@@ -443,21 +448,29 @@ class Crossbar(nn.Module):
         idx = torch.arange(self.out_features, device=t.device) // per
         return t[..., idx]
 
-    def _as_trials(self, v: torch.Tensor, name: str) -> torch.Tensor:
+    def _as_trials(self, v: torch.Tensor, name: str, g: torch.Tensor | None = None,
+                   shared_2d: bool = False) -> torch.Tensor:
+        """``v`` as ``(T|1, B, rows)``, checked; with ``shared_2d`` inputs shared by the trials stay
+        ``(B, rows)``. ``g``: the conductances when the caller holds them."""
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(v).__name__} (use torch.as_tensor)")
         if v.is_complex():
             raise TypeError(f"{name}: expected a real tensor, got dtype {v.dtype}")
-        if v.dim() == 1:
+        g = self.g_pos if g is None else g
+        rows, trials = g.shape[-2], g.shape[0]
+        d = v.dim()
+        if d == 1:
             v = v.unsqueeze(0)
-        if v.dim() == 2:
+        elif d == 3 and shared_2d and v.shape[0] == 1:
+            v = v[0]
+        if v.dim() == 2 and not shared_2d:
             v = v.unsqueeze(0)
-        if v.dim() != 3:
-            raise ValueError(f"{name}: expected (batch, {self.in_features}) or (trials, batch, {self.in_features}), got {tuple(v.shape)}")
-        if v.shape[-1] != self.in_features:
-            raise ValueError(f"{name}: last dimension is {v.shape[-1]}, the crossbar has {self.in_features} rows")
-        if v.shape[0] not in (1, self.trials):
-            raise ValueError(f"{name}: {v.shape[0]} trials given, the crossbar holds {self.trials}")
+        if not 2 <= v.dim() <= 3 or (v.dim() == 2 and not shared_2d):
+            raise ValueError(f"{name}: expected (batch, {rows}) or (trials, batch, {rows}), got {tuple(v.shape)}")
+        if v.shape[-1] != rows:
+            raise ValueError(f"{name}: last dimension is {v.shape[-1]}, the crossbar has {rows} rows")
+        if v.dim() == 3 and v.shape[0] not in (1, trials):
+            raise ValueError(f"{name}: {v.shape[0]} trials given, the crossbar holds {trials}")
         return v
 
     def mvm(self, v_in: torch.Tensor) -> torch.Tensor:
@@ -506,17 +519,21 @@ class Crossbar(nn.Module):
         ``(x @ W)·scale + bias``; without autograd they ride on the read's last pass.
         """
         cfg = self.config
-        x = self._as_trials(x, "x")
+        gp, gn = self.g_pos, self.g_neg
         autograd = torch.is_grad_enabled()
-        if not (autograd and (x.requires_grad or self.g_pos.requires_grad or self.g_neg.requires_grad)) \
-                and self._eval_read_ok():
+        if not isinstance(x, torch.Tensor):
+            x = self._as_trials(x, "x")  # raises the one-line error
+        if not (autograd and (x.requires_grad or gp.requires_grad or gn.requires_grad)) \
+                and self._eval_read_ok(gp, gn):
+            x = self._as_trials(x, "x", gp, shared_2d=True)
             if not (autograd and ((scale is not None and scale.requires_grad)
                                   or (bias is not None and bias.requires_grad))):
                 return self._read_eval(x, scale, bias)
             out = self._read_eval(x, None, None)  # a read without autograd; the periphery with it
         else:
+            x = self._as_trials(x, "x")
             _check_finite(x, "x")
-            x = cfg.dac(x).to(self.g_pos.dtype)
+            x = cfg.dac(x).to(gp.dtype)
             out = self._read(x, cfg.v_read, 1.0 / (cfg.v_read * cfg.r_s * self.k))
         if scale is not None:
             out = out * scale
@@ -524,23 +541,23 @@ class Crossbar(nn.Module):
             out = out + bias
         return out
 
-    def _eval_read_ok(self) -> bool:
+    def _eval_read_ok(self, gp: torch.Tensor, gn: torch.Tensor) -> bool:
         """The reads :meth:`_read_eval` serves: ohmic cells, ideal wires, one row tile per column (or an
         ideal ADC), a pair mapping, and a static ADC full scale if any ADC."""
         cfg = self.config
         iv = getattr(cfg.memristor, "read_iv", None)
         lr = cfg.line_resistance
         adc = cfg.adc
-        return ((iv is None or iv.is_linear) and (lr is None or lr.ideal)
-                and self.g_neg.shape[-1] == self.g_pos.shape[-1]
+        return ((iv is None or iv.is_linear) and (lr is None or lr.ideal) and gn.shape[-1] == gp.shape[-1]
                 and (adc.ideal or ((self._adc_r is not None or adc.range is not None)
-                                   and (cfg.tile is None or cfg.tile.rows >= self.g_pos.shape[-2]))))
+                                   and (cfg.tile is None or cfg.tile.rows >= gp.shape[-2]))))
 
     def _read_eval(self, x: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
-        """The read of :meth:`matmul` without autograd, as few passes over the data as the physics
-        allows: GEMM; a finite check on its output (the inputs are scanned only when that fails);
-        one scaling to ADC codes; one noise draw added with its std; round and clamp; one final pass
-        applying the step, the per-column scales and the bias. Same values as :meth:`_read`."""
+        """The read of :meth:`matmul` without autograd (``x``: ``(B, rows)`` shared by the trials or
+        ``(T, B, rows)``), as few passes over the data as the physics allows: the GEMM; a finite
+        check on its output (the inputs are scanned only when that fails); one scaling to ADC codes
+        with one noise draw added at its std; round and clamp; one last pass applying the step, the
+        per-column scales and the bias. The values of :meth:`_read` to float rounding."""
         cfg = self.config
         if not cfg.dac.ideal:  # a DAC saturates Inf: check before it
             _check_finite(x, "x")
@@ -549,11 +566,10 @@ class Crossbar(nn.Module):
             x = x.to(self.g_pos.dtype)
         g, name = self._read_g()
         T, rows, cols = g.shape
-        if x.shape[0] == 1 and T == 1:
-            partial = (x[0] @ g[0]).unsqueeze(0)  # a plain GEMM, no batched-matmul dispatch
-        elif x.shape[0] == 1:  # inputs shared by the trials: one GEMM against them side by side
-            flat = self._cached("flat_" + name, lambda: g.permute(1, 0, 2).reshape(rows, T * cols))
-            partial = (x[0] @ flat).view(x.shape[1], T, cols).transpose(0, 1)
+        if x.dim() == 2:  # inputs shared by the trials: one GEMM against them side by side
+            flat = g[0] if T == 1 else self._cached("flat_" + name, lambda: g.permute(1, 0, 2).reshape(rows, T * cols))
+            partial = torch.mm(x, flat)
+            partial = partial.unsqueeze(0) if T == 1 else partial.view(x.shape[0], T, cols).transpose(0, 1)
         else:
             partial = torch.matmul(x, g)
         if not math.isfinite(partial.sum().item()):  # Inf/NaN inputs always reach the sum (0·Inf = NaN)
@@ -561,23 +577,21 @@ class Crossbar(nn.Module):
         adc_r = None if cfg.adc.ideal else (self._adc_r if self._adc_r is not None else cfg.adc.range)
         step = cfg.adc.step(adc_r) if adc_r is not None else 1.0  # volts per ADC code
         unit = cfg.v_read * cfg.r_s / step  # Σ x·G → ADC codes (→ volts without an ADC)
+        last = step / (cfg.v_read * cfg.r_s * self.k)  # → weight units
         if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
-            std, c = self._read_noise_std(x)  # std·c: the noise std in units of Σ x·G
+            std, c = self._read_noise_std(x, tile_dim=False)  # std·c: the noise std in units of Σ x·G
             eps = _normal_like(partial, self._read_generator(partial.device))
-            partial.mul_(unit).addcmul_(eps, std.squeeze(1), value=c * unit)
+            partial.mul_(unit).addcmul_(eps, std, value=c * unit)
             if adc_r is not None:
                 cfg.adc.codes_(partial)
-            last = step / (cfg.v_read * cfg.r_s * self.k)  # codes → weight units
         elif adc_r is not None:
             cfg.adc.codes_(partial.mul_(unit))
-            last = step / (cfg.v_read * cfg.r_s * self.k)
         else:
             last = 1.0 / self.k  # Σ x·G → weight units, one pass
-        col = scale * last if scale is not None else None
         if bias is not None:
-            return torch.addcmul(bias, partial, col, out=partial) if col is not None else \
+            return torch.addcmul(bias, partial, scale, value=last, out=partial) if scale is not None else \
                 partial.mul_(last).add_(bias)
-        return partial.mul_(col) if col is not None else partial.mul_(last)
+        return partial.mul_(scale).mul_(last) if scale is not None else partial.mul_(last)
 
     def _read(self, x: torch.Tensor, v_per_unit: float, out_per_volt: float) -> torch.Tensor:
         """``out_per_volt · V_out`` for input voltages ``V_in = v_per_unit · x``: the one read (GEMM, read
@@ -660,6 +674,8 @@ def _normal_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     the memory (``normal_`` on a transposed view, e.g. the trials-side-by-side GEMM's output, would
     take a serial per-element path ~10× slower)."""
     out = torch.empty_like(t)  # t's strides; dense: its storage is exactly numel() elements
+    if out.is_contiguous():
+        return out.normal_(generator=generator)
     dims = sorted((st, n) for st, n in zip(out.stride(), out.shape) if n > 1)
     dense, expect = True, 1
     for st, n in dims:

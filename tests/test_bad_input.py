@@ -124,6 +124,8 @@ SPECIFIC = [
     ("cnn-variation", "instance_seed=-1", "instance_seed", None),
     ("cnn-variation", "instance_seed=1.5", "instance_seed", None),
     ("cnn-variation", "software_checkpoint=/no/such/file.pt", "software_checkpoint", None),
+    ("cnn-variation", "eval_batch=fast", "eval_batch", None),
+    ("cnn-variation", "eval_batch=0", "eval_batch", None),
 ]
 for _exp, _ov, _key, _core in SPECIFIC:
     CASES.append(Case(f"{_exp}:{_ov}", (lambda tmp, e=_exp, o=_ov: _build(e, o)), ConfigError, _key, _core))

@@ -328,6 +328,18 @@ class Crossbar(nn.Module):
             self._read_gen = _make_generator(self.seed + 7919, device)
         return self._read_gen
 
+    def read_noise_state(self) -> torch.Tensor | None:
+        """The read-noise generator's state (``None`` before the first noisy read). With
+        :meth:`set_read_noise_state`, a probe read leaves the noise of later reads unchanged."""
+        return None if self._read_gen is None else self._read_gen.get_state()
+
+    def set_read_noise_state(self, state: torch.Tensor | None) -> None:
+        """Restore a state from :meth:`read_noise_state` (``None``: as freshly programmed)."""
+        if state is None:
+            self._read_gen = None
+        else:
+            self._read_generator(self.g_pos.device).set_state(state)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_read_gen"] = None  # generators are not picklable; recreated from the seed

@@ -35,7 +35,7 @@ from ..config import check
 from ..crossbar import Converter, CrossbarConfig
 from ..data import load_dataset
 from ..methods.software import accuracy
-from ..nn import convert, program
+from ..nn import convert, micro_batch, program
 from ..nn.train import train_classifier
 from ..nonideal import DeviceVariation, StuckAt
 from .common import CostConfig, record_cost, summary
@@ -107,7 +107,9 @@ class CNNVariationConfig(CostConfig):
     n_train: int | None = 10000
     n_test: int | None = 300
     models: list[str] = field(default_factory=lambda: ["software_ft", "hardware_aware"])
-    eval_batch: int = 100
+    # inputs per forward pass in evaluation; "auto": memristive.nn.micro_batch (≤ 100), cache-sized
+    # pieces of the T·B sample-instances on a CPU (same accuracies; about 2× faster at 100 instances)
+    eval_batch: int | str = 100
     digital_layers: list[str] = field(default_factory=list)
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
     threads: int = 0
@@ -129,8 +131,10 @@ class CNNVariationConfig(CostConfig):
         check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
         check(self.hwa_epochs >= 1, "hwa_epochs", self.hwa_epochs, "must be >= 1")
         check(self.lr > 0 and self.hwa_lr > 0, "lr/hwa_lr", (self.lr, self.hwa_lr), "must be > 0")
-        check(self.batch_size >= 1 and self.eval_batch >= 1, "batch_size/eval_batch", (self.batch_size, self.eval_batch),
-              "must be >= 1")
+        check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        check(self.eval_batch == "auto" or (isinstance(self.eval_batch, int) and not isinstance(self.eval_batch, bool)
+                                            and self.eval_batch >= 1),
+              "eval_batch", self.eval_batch, "must be an integer >= 1 or 'auto'")
         check(0 <= self.train_variation < 1, "train_variation", self.train_variation, "a relative σ in [0, 1)")
         for v in self.variations:
             check(0 <= v < 1, "variations", v, "each variation is a relative σ in [0, 1)")
@@ -274,7 +278,8 @@ def run_network(run: RunFolder, cfg: CNNVariationConfig, net_name: str) -> dict:
         for name, base in models.items():
             def point(base=base, xcfg=xcfg, i=i):
                 m = program(copy.deepcopy(base), xcfg, trials=cfg.trials, seed=inst + 7919 * (i + 1))
-                return summary(accuracy(m, x_te, data.y_test, batch_size=cfg.eval_batch))
+                bs = micro_batch(m, x_te, 100) if cfg.eval_batch == "auto" else cfg.eval_batch
+                return summary(accuracy(m, x_te, data.y_test, batch_size=bs))
 
             res = run.checkpoint(f"{net_name}_{sweep}_{value:g}_{name}", point)
             rows.append({"network": net_name, "dataset": ds_name, "sweep": sweep, "value": value, "model": name, **res})

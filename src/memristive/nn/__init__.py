@@ -2,7 +2,8 @@
 
 Layers: :class:`CrossbarLinear`, :class:`CrossbarConv1d`, :class:`CrossbarConv2d`, :class:`CrossbarRNN`,
 :class:`CrossbarLSTM`, :class:`CrossbarGRU`; whole models: :func:`convert` (+ report, per-layer configs,
-:func:`register_converter`), :func:`program` (trained weights onto fresh devices); the trial
+:func:`register_converter`), :func:`program` (trained weights onto fresh devices), :func:`micro_batch` (the CPU evaluation batch of
+many instances); the trial
 convention: :class:`TrialFold`. Hardware-aware training: :mod:`memristive.nn.train`.
 """
 
@@ -12,7 +13,9 @@ from .gru import CrossbarGRU, CrossbarGRUNet, GRUNet, QuantGRU, convert_gru
 from .linear import Abs, AppendOne, CrossbarLinear, mlp
 from .recurrent import CrossbarLSTM, CrossbarRNN
 from .convert import ConversionReport, convert, program
+from .batching import micro_batch
 
 __all__ = ["Abs", "AppendOne", "CrossbarLinear", "CrossbarConv1d", "CrossbarConv2d", "CrossbarRNN", "CrossbarLSTM", "mlp",
            "convert", "program", "ConversionReport", "TrialFold", "register_converter", "layer_seed"]
+__all__ += ["micro_batch"]
 __all__ += ["CrossbarGRU", "CrossbarGRUNet", "CrossbarMatrix", "GRUNet", "QuantGRU", "convert_gru"]

@@ -20,6 +20,7 @@ is against the digital torch pass measured in the same round and is printed besi
   draw included; ``lib/bare`` is memristive's overhead over it.
 
 Times are medians over ``--repeats`` rounds; in each round every workload runs once, in turn.
+``--clock cpu`` times the process's CPU time instead of the elapsed time (steadier on a shared VM).
 ``--device cuda`` runs the same code on a GPU (``--threads`` then only sets the host's torch threads).
 """
 
@@ -38,17 +39,17 @@ from memristive.nn import convert
 from memristive.nonideal import Lognormal, ReadNoise, StuckAt
 
 
-def rounds(funcs: dict, repeats: int, sync=lambda: None) -> dict[str, list[float]]:
+def rounds(funcs: dict, repeats: int, sync=lambda: None, clock=time.perf_counter) -> dict[str, list[float]]:
     for f in funcs.values():  # warm-up
         f()
     times: dict[str, list[float]] = {k: [] for k in funcs}
     for _ in range(repeats):
         for k, f in funcs.items():
             sync()
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
             sync()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(clock() - t0)
     return times
 
 
@@ -58,6 +59,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: elapsed time; cpu: the process's CPU time (on a shared VM it leaves out the time "
+                         "the hypervisor gave the core to someone else; CPU runs only)")
     args = ap.parse_args()
     try:
         dev = torch.device(args.device)
@@ -65,6 +69,9 @@ def main() -> None:
     except (RuntimeError, AssertionError) as e:
         ap.error(f"--device={args.device!r}: not usable here ({e})")
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    if args.clock == "cpu" and dev.type != "cpu":
+        ap.error("--clock cpu: CPU runs only (a GPU's work is not the host's CPU time)")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.repeats < 1 or args.trials < 1 or any(t < 1 for t in args.threads):
         ap.error(f"--repeats={args.repeats}, --trials={args.trials}, --threads={args.threads}: all must be >= 1")
     torch.manual_seed(0)
@@ -164,10 +171,11 @@ def main() -> None:
             "dig": lambda: run(model), "add": lambda: run(hw_add), "rel": lambda: run(hw_rel),
             "many": lambda: run(hw_many), "g1": gemm(1, 1), "g2": gemm(2, 1), "gT": gemm(1, T),
             "b_add": bare(False, 1), "b_rel": bare(True, 1), "b_many": bare(False, T),
-        }, args.repeats, sync)
+        }, args.repeats, sync, clock)
         ratio = {k: statistics.median(t / d for t, d in zip(ts, times["dig"])) for k, ts in times.items()}
         med = {k: statistics.median(ts) for k, ts in times.items()}
-        print(f"\n{threads} host thread(s), load average {load:.2f} -> {os.getloadavg()[0]:.2f}, median of {args.repeats}")
+        print(f"\n{threads} host thread(s), load average {load:.2f} -> {os.getloadavg()[0]:.2f}, median of {args.repeats}, "
+              f"{args.clock} clock")
         print(f"{'workload':48s} {'time (s)':>9s} {'x digital':>10s} {'floor':>7s} {'GEMM':>7s} {'bare':>7s} "
               f"{'lib/bare':>8s} {'bar':>8s} {'met':>4s} {'bare met':>8s}")
         print(f"{'digital torch (nn.Linear)':48s} {med['dig']:9.3f} {1.0:10.2f}")

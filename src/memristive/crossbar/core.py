@@ -567,7 +567,8 @@ class Crossbar(nn.Module):
     def _read_eval(self, x: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
         """The read of :meth:`matmul` without autograd (``x``: ``(B, rows)`` shared by the trials or
         ``(T, B, rows)``), as few passes over the data as the physics allows: the GEMM; a finite
-        check on its output (the inputs are scanned only when that fails); one scaling to ADC codes
+        check on a sum the read makes anyway (the noise std, or without noise the GEMM output; the
+        inputs are scanned only when that fails); one scaling to ADC codes
         with one noise draw added at its std; round and clamp; one last pass applying the step, the
         per-column scales and the bias. The values of :meth:`_read` to float rounding."""
         cfg = self.config
@@ -584,14 +585,16 @@ class Crossbar(nn.Module):
             partial = partial.unsqueeze(0) if T == 1 else partial.view(x.shape[0], T, cols).transpose(0, 1)
         else:
             partial = torch.matmul(x, g)
-        if not math.isfinite(partial.sum().item()):  # Inf/NaN inputs always reach the sum (0·Inf = NaN)
+        noisy = cfg.read_noise is not None and cfg.read_noise.sigma > 0
+        std, c = self._read_noise_std(x, tile_dim=False) if noisy else (partial, 1.0)  # noise std = c·std
+        # Inf/NaN inputs always reach this sum (0·Inf = NaN): the std (√Σx² or √Σx²·Var G) or the GEMM output
+        if not math.isfinite(std.sum().item()):
             _check_finite(x, "x")
         adc_r = None if cfg.adc.ideal else (self._adc_r if self._adc_r is not None else cfg.adc.range)
         step = cfg.adc.step(adc_r) if adc_r is not None else 1.0  # volts per ADC code
         unit = cfg.v_read * cfg.r_s / step  # Σ x·G → ADC codes (→ volts without an ADC)
         last = step / (cfg.v_read * cfg.r_s * self.k)  # → weight units
-        if cfg.read_noise is not None and cfg.read_noise.sigma > 0:
-            std, c = self._read_noise_std(x, tile_dim=False)  # std·c: the noise std in units of Σ x·G
+        if noisy:
             eps = _normal_like(partial, self._read_generator(partial.device))
             partial.mul_(unit).addcmul_(eps, std, value=c * unit)
             if adc_r is not None:

@@ -89,8 +89,10 @@ class CrossbarLinear(CrossbarMatrix):
         if x.dim() > 3:  # (T, B, ..., in): fold the extra dimensions into the batch
             y = self.forward(x.reshape(x.shape[0], -1, x.shape[-1]))
             return y.reshape(y.shape[0], *x.shape[1:-1], y.shape[-1])
-        p = self.programmed(self.matrix() if self.training else None)
-        if self.training and p.linear:
+        if not self.training:  # the programmed array; scales and bias after its ADC
+            return self.crossbar.matmul(x, self.scale, self.bias)
+        p = self.programmed(self.matrix())
+        if p.linear:
             x3 = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])
             y = torch.matmul(x3, p.weights())
             return y if self.bias is None else y + self.bias

@@ -460,16 +460,14 @@ class Crossbar(nn.Module):
         idx = torch.arange(self.out_features, device=t.device) // per
         return t[..., idx]
 
-    def _as_trials(self, v: torch.Tensor, name: str, g: torch.Tensor | None = None,
-                   shared_2d: bool = False) -> torch.Tensor:
+    def _as_trials(self, v: torch.Tensor, name: str, shared_2d: bool = False) -> torch.Tensor:
         """``v`` as ``(T|1, B, rows)``, checked; with ``shared_2d`` inputs shared by the trials stay
-        ``(B, rows)``. ``g``: the conductances when the caller holds them."""
+        ``(B, rows)``."""
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(v).__name__} (use torch.as_tensor)")
         if v.is_complex():
             raise TypeError(f"{name}: expected a real tensor, got dtype {v.dtype}")
-        g = self.g_pos if g is None else g
-        rows, trials = g.shape[-2], g.shape[0]
+        rows, trials = self.g_pos.shape[-2], self.g_pos.shape[0]
         d = v.dim()
         if d == 1:
             v = v.unsqueeze(0)
@@ -477,7 +475,7 @@ class Crossbar(nn.Module):
             v = v[0]
         if v.dim() == 2 and not shared_2d:
             v = v.unsqueeze(0)
-        if not 2 <= v.dim() <= 3 or (v.dim() == 2 and not shared_2d):
+        if v.dim() not in (2, 3):
             raise ValueError(f"{name}: expected (batch, {rows}) or (trials, batch, {rows}), got {tuple(v.shape)}")
         if v.shape[-1] != rows:
             raise ValueError(f"{name}: last dimension is {v.shape[-1]}, the crossbar has {rows} rows")
@@ -537,7 +535,7 @@ class Crossbar(nn.Module):
             x = self._as_trials(x, "x")  # raises the one-line error
         if not (autograd and (x.requires_grad or gp.requires_grad or gn.requires_grad)) \
                 and self._eval_read_ok(gp, gn):
-            x = self._as_trials(x, "x", gp, shared_2d=True)
+            x = self._as_trials(x, "x", shared_2d=True)
             if not (autograd and ((scale is not None and scale.requires_grad)
                                   or (bias is not None and bias.requires_grad))):
                 return self._read_eval(x, scale, bias)

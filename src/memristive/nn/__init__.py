@@ -16,6 +16,5 @@ from .convert import ConversionReport, convert, program
 from .batching import micro_batch
 
 __all__ = ["Abs", "AppendOne", "CrossbarLinear", "CrossbarConv1d", "CrossbarConv2d", "CrossbarRNN", "CrossbarLSTM", "mlp",
-           "convert", "program", "ConversionReport", "TrialFold", "register_converter", "layer_seed"]
-__all__ += ["micro_batch"]
+           "convert", "program", "ConversionReport", "TrialFold", "register_converter", "layer_seed", "micro_batch"]
 __all__ += ["CrossbarGRU", "CrossbarGRUNet", "CrossbarMatrix", "GRUNet", "QuantGRU", "convert_gru"]
